@@ -1,0 +1,99 @@
+// The Backend interface: every typed kernel a model needs, implemented once per device (cpu/, cuda/ later).
+// Shared code calls only these. Ops return new tensors and may queue work asynchronously (a GPU stream);
+// only `read` waits for results. Every backend must pass test/conformance.
+//
+// Legend for shapes: T = tokens, D = hidden/feature size, H = heads, Hkv = key/value heads, Dh = head dim,
+// S = cached positions, E = experts, K = experts per token (top-k), N = routed rows (T*K), F = expert FFN size.
+import type { DType, FloatDType, HostArray } from '../core/dtype.ts';
+import type { Shape, Tensor } from '../core/tensor.ts';
+
+export type DeviceName = 'cpu' | 'cuda';
+
+/** How a router turns logits into expert choices and weights. Variants are data, chosen by model config. */
+export interface RouterSpec {
+  topK: number;
+  /** softmax-topk: softmax over all experts, then top-k (Mixtral, Qwen-MoE, OLMoE). */
+  scoring: 'softmax-topk';
+  /** Divide the k weights by their sum (Mixtral always; Qwen/OLMoE when norm_topk_prob). */
+  normalize: boolean;
+}
+
+export interface RopeOptions {
+  /** Leading dims of each head that rotate; the rest pass through (partial rotary). */
+  rotaryDim: number;
+  /** 'half': rotate_half pairs (i, i + R/2), as Llama/Mixtral/Qwen; 'interleaved': pairs (2i, 2i+1). */
+  pairing: 'half' | 'interleaved';
+  /** Multiplies cos and sin (YaRN's attention factor); 1 for plain RoPE. */
+  attentionScaling: number;
+}
+
+export interface AttentionOptions {
+  /** Multiplies q·k before softmax, usually 1/sqrt(Dh). */
+  scale: number;
+  /** Absolute position of the first query; key j sits at position j. Causal: query i sees keys ≤ queryStart + i. */
+  queryStart: number;
+  /** How many cached keys/values are valid (the first kvLength rows of k and v). */
+  kvLength: number;
+  /** Sliding window: a query at position p sees keys at positions > p - window. Undefined: no window. */
+  window?: number;
+}
+
+export interface Backend {
+  readonly name: DeviceName;
+
+  // ---- memory -----------------------------------------------------------------------------------------
+  /** A tensor holding `data` (whose array type matches `dtype`, see HostArray). */
+  upload(data: HostArray, shape: Shape, dtype: DType): Tensor;
+  /** A tensor from raw little-endian bytes of `sourceDType` (as in a safetensors file), converted to `dtype`. */
+  uploadBytes(bytes: Uint8Array, sourceDType: DType, shape: Shape, dtype: DType): Tensor;
+  zeros(shape: Shape, dtype: DType): Tensor;
+  /** Values on the host: float dtypes widen to f32, i32 stays i32. Waits for queued work. */
+  read(t: Tensor): Promise<Float32Array | Int32Array>;
+  release(t: Tensor): void;
+
+  // ---- elementwise and layout ------------------------------------------------------------------------
+  cast(x: Tensor, dtype: FloatDType): Tensor;
+  /** a + b, same shape. */
+  add(a: Tensor, b: Tensor): Tensor;
+  /** a * b, same shape. */
+  mul(a: Tensor, b: Tensor): Tensor;
+  /** x [R, D] with each row r multiplied by s[r]; s: [R] or [R, 1]. */
+  scaleRows(x: Tensor, s: Tensor): Tensor;
+  sigmoid(x: Tensor): Tensor;
+  /** Softmax over the last dimension, computed in f32. */
+  softmax(x: Tensor): Tensor;
+  /** rows [start, start+count) of x [R, ...] as a new tensor. */
+  sliceRows(x: Tensor, start: number, count: number): Tensor;
+  /** Write src [T, ...] into dst [S, ...] at rows [at, at+T), in place (KV cache append). */
+  copyRows(dst: Tensor, src: Tensor, at: number): void;
+
+  // ---- dense layers ----------------------------------------------------------------------------------
+  /** x [T, Kin] · w [Nout, Kin]ᵀ (+ bias [Nout]) → [T, Nout], accumulated in f32. Output dtype = x's. */
+  linear(x: Tensor, w: Tensor, bias?: Tensor): Tensor;
+  /** table [V, D] rows picked by ids i32 [T] → [T, D]. Ids must be in range (callers validate). */
+  embedding(table: Tensor, ids: Tensor): Tensor;
+  /** x [R, D] normalised by the root mean square of each row, times w [D]; computed in f32. */
+  rmsNorm(x: Tensor, w: Tensor, eps: number): Tensor;
+  /** x [T, H, Dh] rotated by position: angle = positions[t] * invFreq[i], invFreq: f32 [rotaryDim/2]. */
+  rope(x: Tensor, positions: Tensor, invFreq: Tensor, opts: RopeOptions): Tensor;
+  /** Causal attention with grouped KV heads: q [T, H, Dh], k [S, Hkv, Dh], v [S, Hkv, Dv] → [T, H, Dv]. */
+  attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Tensor;
+  /** SwiGLU on a fused projection: x [R, 2F] (gate half, then up half) → silu(gate) * up, [R, F]. */
+  siluMul(x: Tensor): Tensor;
+
+  // ---- MoE stages ------------------------------------------------------------------------------------
+  /** Router: logits [T, E] → weights f32 [T, K] and expert ids i32 [T, K] (highest score first). */
+  route(logits: Tensor, spec: RouterSpec): { weights: Tensor; experts: Tensor };
+  /**
+   * Sort the T*K routed slots by expert (stable, so token order is kept within an expert).
+   * slots: i32 [N], the flat index t*K + j of each sorted slot; offsets: i32 [E + 1], expert e owns
+   * sorted rows [offsets[e], offsets[e+1]).
+   */
+  sortByExpert(experts: Tensor, numExperts: number): { slots: Tensor; offsets: Tensor };
+  /** Rows of x [T, D] for sorted slots: row n = x[slots[n] / K] → [N, D]. */
+  gatherRows(x: Tensor, slots: Tensor, topK: number): Tensor;
+  /** Per-expert GEMM: rows [offsets[e], offsets[e+1]) of x [N, Kin] times w[e] [Nout, Kin]ᵀ → [N, Nout]. */
+  groupedLinear(x: Tensor, w: Tensor, offsets: Tensor): Tensor;
+  /** out[t] = Σ over sorted rows n of token t: weights.flat[slots[n]] * y[n]; y [N, D], weights [T, K] → [T, D]. */
+  scatterAddWeighted(y: Tensor, slots: Tensor, weights: Tensor, numTokens: number): Tensor;
+}

@@ -1,0 +1,170 @@
+// The CPU backend: the readable reference every other backend is tested against.
+// Storage is a host typed array; every kernel widens to f32, computes, and narrows to the output dtype.
+import type { AttentionOptions, Backend, RopeOptions, RouterSpec } from '../backend.ts';
+import { allocHost, isFloat, type DType, type FloatDType, type HostArray } from '../../core/dtype.ts';
+import { assert } from '../../core/errors.ts';
+import { sizeOf, type Shape, type Tensor } from '../../core/tensor.ts';
+import {
+  addValues, mulValues, rmsNormValues, sameShape, scaleRowsValues, sigmoidValues, siluMulValues, softmaxValues,
+} from './elementwise.ts';
+import { matmulTransposedInto } from './matmul.ts';
+import {
+  gatherRowsValues, routeValues, scatterAddWeightedValues, sortByExpertValues,
+} from './moe.ts';
+import { attentionValues, ropeValues } from './rope-attention.ts';
+import { decodeBytes, f32Of, fromValues, hostData, i32Of, wrap } from './storage.ts';
+
+export class CpuBackend implements Backend {
+  readonly name = 'cpu' as const;
+
+  // ---- memory ----
+  upload(data: HostArray, shape: Shape, dtype: DType): Tensor {
+    return wrap(this, data, shape, dtype);
+  }
+
+  uploadBytes(bytes: Uint8Array, sourceDType: DType, shape: Shape, dtype: DType): Tensor {
+    const source = wrap(this, decodeBytes(bytes, sourceDType, sizeOf(shape)), shape, sourceDType);
+    if (sourceDType === dtype) return source;
+    assert(isFloat(dtype) && isFloat(sourceDType), `cannot convert ${sourceDType} to ${dtype}`);
+    return this.cast(source, dtype);
+  }
+
+  zeros(shape: Shape, dtype: DType): Tensor {
+    return wrap(this, allocHost(dtype, sizeOf(shape)), shape, dtype);
+  }
+
+  async read(t: Tensor): Promise<Float32Array | Int32Array> {
+    if (t.dtype === 'i32') return Int32Array.from(i32Of(t));
+    return Float32Array.from(f32Of(t));
+  }
+
+  release(): void {
+    // Host arrays are reclaimed by the garbage collector.
+  }
+
+  // ---- elementwise and layout ----
+  cast(x: Tensor, dtype: FloatDType): Tensor {
+    return fromValues(this, f32Of(x), x.shape, dtype);
+  }
+
+  add(a: Tensor, b: Tensor): Tensor {
+    sameShape(a, b, 'add');
+    return this.floatResult(addValues(f32Of(a), f32Of(b)), a);
+  }
+
+  mul(a: Tensor, b: Tensor): Tensor {
+    sameShape(a, b, 'mul');
+    return this.floatResult(mulValues(f32Of(a), f32Of(b)), a);
+  }
+
+  scaleRows(x: Tensor, s: Tensor): Tensor {
+    assert(s.size === x.dim(0), `scaleRows: ${s} for ${x}`);
+    return this.floatResult(scaleRowsValues(f32Of(x), f32Of(s), x.size / x.dim(0)), x);
+  }
+
+  sigmoid(x: Tensor): Tensor {
+    return this.floatResult(sigmoidValues(f32Of(x)), x);
+  }
+
+  softmax(x: Tensor): Tensor {
+    return this.floatResult(softmaxValues(f32Of(x), x.dim(-1)), x);
+  }
+
+  sliceRows(x: Tensor, start: number, count: number): Tensor {
+    const rowSize = x.size / x.dim(0);
+    assert(start >= 0 && start + count <= x.dim(0), `sliceRows ${start}+${count} of ${x}`);
+    const data = hostData(x).slice(start * rowSize, (start + count) * rowSize);
+    return wrap(this, data, [count, ...x.shape.slice(1)], x.dtype);
+  }
+
+  copyRows(dst: Tensor, src: Tensor, at: number): void {
+    const rowSize = dst.size / dst.dim(0);
+    assert(dst.dtype === src.dtype && src.size % rowSize === 0, `copyRows ${src} into ${dst}`);
+    assert(at >= 0 && at * rowSize + src.size <= dst.size, `copyRows at ${at}: ${src} into ${dst}`);
+    (hostData(dst) as Float32Array).set(hostData(src) as Float32Array, at * rowSize);
+  }
+
+  // ---- dense layers ----
+  linear(x: Tensor, w: Tensor, bias?: Tensor): Tensor {
+    const [N, K] = [w.dim(0), w.dim(1)];
+    assert(x.dim(-1) === K, `linear: ${x} · ${w}ᵀ`);
+    const M = x.size / K;
+    const out = new Float32Array(M * N);
+    matmulTransposedInto(out, f32Of(x), f32Of(w), 0, 0, M, N, K, bias ? f32Of(bias) : undefined);
+    return this.floatResult(out, x, [...x.shape.slice(0, -1), N]);
+  }
+
+  embedding(table: Tensor, ids: Tensor): Tensor {
+    const D = table.dim(1);
+    const src = f32Of(table);
+    const idx = i32Of(ids);
+    const out = new Float32Array(idx.length * D);
+    idx.forEach((id, t) => out.set(src.subarray(id * D, (id + 1) * D), t * D));
+    return fromValues(this, out, [idx.length, D], table.dtype as FloatDType);
+  }
+
+  rmsNorm(x: Tensor, w: Tensor, eps: number): Tensor {
+    const D = x.dim(-1);
+    assert(w.size === D, `rmsNorm: weight ${w} for ${x}`);
+    return this.floatResult(rmsNormValues(f32Of(x), f32Of(w), D, eps), x);
+  }
+
+  rope(x: Tensor, positions: Tensor, invFreq: Tensor, opts: RopeOptions): Tensor {
+    const [T, H, Dh] = [x.dim(0), x.dim(1), x.dim(2)];
+    assert(positions.size === T && invFreq.size * 2 === opts.rotaryDim && opts.rotaryDim <= Dh, `rope on ${x}`);
+    return this.floatResult(ropeValues(f32Of(x), T, H, Dh, i32Of(positions), f32Of(invFreq), opts), x);
+  }
+
+  attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Tensor {
+    const [T, H, Dh] = [q.dim(0), q.dim(1), q.dim(2)];
+    const [Hkv, Dv] = [k.dim(1), v.dim(2)];
+    assert(k.dim(2) === Dh && H % Hkv === 0 && opts.kvLength <= k.dim(0), `attention: q ${q}, k ${k}, v ${v}`);
+    const out = attentionValues(f32Of(q), f32Of(k), f32Of(v), T, H, Hkv, Dh, Dv, opts);
+    return this.floatResult(out, q, [T, H, Dv]);
+  }
+
+  siluMul(x: Tensor): Tensor {
+    const F = x.dim(-1) / 2;
+    return this.floatResult(siluMulValues(f32Of(x), F), x, [...x.shape.slice(0, -1), F]);
+  }
+
+  // ---- MoE stages ----
+  route(logits: Tensor, spec: RouterSpec): { weights: Tensor; experts: Tensor } {
+    const [T, E] = [logits.dim(0), logits.dim(1)];
+    const { weights, experts } = routeValues(f32Of(logits), E, spec);
+    return { weights: wrap(this, weights, [T, spec.topK], 'f32'), experts: wrap(this, experts, [T, spec.topK], 'i32') };
+  }
+
+  sortByExpert(experts: Tensor, numExperts: number): { slots: Tensor; offsets: Tensor } {
+    const { slots, offsets } = sortByExpertValues(i32Of(experts), numExperts);
+    return { slots: wrap(this, slots, [slots.length], 'i32'), offsets: wrap(this, offsets, [numExperts + 1], 'i32') };
+  }
+
+  gatherRows(x: Tensor, slots: Tensor, topK: number): Tensor {
+    const D = x.dim(-1);
+    return this.floatResult(gatherRowsValues(f32Of(x), D, i32Of(slots), topK), x, [slots.size, D]);
+  }
+
+  groupedLinear(x: Tensor, w: Tensor, offsets: Tensor): Tensor {
+    const [E, N, K] = [w.dim(0), w.dim(1), w.dim(2)];
+    const off = i32Of(offsets);
+    assert(off.length === E + 1 && x.dim(-1) === K && off[E] === x.dim(0), `groupedLinear: ${x}, ${w}, offsets ${off.length}`);
+    const out = new Float32Array(x.dim(0) * N);
+    const xs = f32Of(x);
+    const ws = f32Of(w);
+    for (let e = 0; e < E; e++) matmulTransposedInto(out, xs, ws, e * N * K, off[e]!, off[e + 1]!, N, K);
+    return this.floatResult(out, x, [x.dim(0), N]);
+  }
+
+  scatterAddWeighted(y: Tensor, slots: Tensor, weights: Tensor, numTokens: number): Tensor {
+    const D = y.dim(-1);
+    const K = weights.dim(-1);
+    const out = scatterAddWeightedValues(f32Of(y), D, i32Of(slots), f32Of(weights), K, numTokens);
+    return this.floatResult(out, y, [numTokens, D]);
+  }
+
+  /** f32 results as a tensor of `like`'s dtype and (unless given) shape. */
+  private floatResult(values: Float32Array, like: Tensor, shape: Shape = like.shape): Tensor {
+    return fromValues(this, values, shape, like.dtype as FloatDType);
+  }
+}
