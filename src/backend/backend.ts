@@ -60,6 +60,8 @@ export interface Backend {
   /** x [R, D] with each row r multiplied by s[r]; s: [R] or [R, 1]. */
   scaleRows(x: Tensor, s: Tensor): Tensor;
   sigmoid(x: Tensor): Tensor;
+  /** min(max(x, lo), hi) elementwise. */
+  clamp(x: Tensor, lo: number, hi: number): Tensor;
   /** Softmax over the last dimension, computed in f32. */
   softmax(x: Tensor): Tensor;
   /** rows [start, start+count) of x [R, ...] as a new tensor. */

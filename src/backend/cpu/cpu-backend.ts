@@ -66,6 +66,10 @@ export class CpuBackend implements Backend {
     return this.floatResult(sigmoidValues(f32Of(x)), x);
   }
 
+  clamp(x: Tensor, lo: number, hi: number): Tensor {
+    return this.floatResult(f32Of(x).map((v) => Math.min(Math.max(v, lo), hi)), x);
+  }
+
   softmax(x: Tensor): Tensor {
     return this.floatResult(softmaxValues(f32Of(x), x.dim(-1)), x);
   }

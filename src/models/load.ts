@@ -1,0 +1,85 @@
+// Loading a model directory (config.json + safetensors) onto a backend as a CausalLM, and where the embedded
+// default model lives.
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Backend } from '../backend/backend.ts';
+import { getBackend, type DeviceChoice } from '../backend/registry.ts';
+import type { FloatDType } from '../core/dtype.ts';
+import { Checkpoint } from '../io/checkpoint.ts';
+import { ModelConfig } from '../io/config.ts';
+import { Attention } from '../nn/attention.ts';
+import { MoeLayer } from '../moe/moe-layer.ts';
+import { DecoderLM, type DecoderLayer } from './decoder.ts';
+import { architectureOf } from './registry.ts';
+import type { ArchitectureSpec } from './spec.ts';
+import { WeightReader } from './weights.ts';
+
+/** The small MoE checkpoint shipped with moets (see assets/default-model/README.md). */
+export const DEFAULT_MODEL_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'assets', 'default-model');
+
+export interface LoadOptions {
+  device?: DeviceChoice;
+  /** dtype the weights are kept and computed in; default f32 (the CPU computes in f32 anyway). */
+  dtype?: FloatDType;
+}
+
+export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<DecoderLM> {
+  const config = ModelConfig.read(dir);
+  const spec = architectureOf(config);
+  const backend = getBackend(opts.device ?? 'cpu');
+  const checkpoint = Checkpoint.open(dir);
+  try {
+    const reader = new WeightReader(checkpoint, backend, opts.dtype ?? 'f32', spec.weights);
+    return buildDecoder(backend, spec, reader);
+  } finally {
+    checkpoint.close();
+  }
+}
+
+function buildDecoder(backend: Backend, spec: ArchitectureSpec, r: WeightReader): DecoderLM {
+  const { hiddenSize: D, vocabSize: V } = spec;
+  const embed = r.tensor('model.embed_tokens.weight', [V, D]);
+  const lmHead = spec.tieWordEmbeddings && !r.has('lm_head.weight') ? embed : r.tensor('lm_head.weight', [V, D]);
+  const invFreq = backend.upload(spec.attention.rope.invFreq, [spec.attention.rope.invFreq.length], 'f32');
+  const layers = spec.layers.map((layer, i): DecoderLayer => {
+    const p = `model.layers.${i}`;
+    return {
+      inputNorm: r.tensor(`${p}.input_layernorm.weight`, [D]),
+      postAttentionNorm: r.tensor(`${p}.post_attention_layernorm.weight`, [D]),
+      attention: new Attention(backend, spec.attention, attentionWeights(spec, r, `${p}.self_attn`), invFreq, spec.rmsNormEps, layer.slidingWindow),
+      ffn: layer.ffn.kind === 'dense'
+        ? { kind: 'dense', weights: r.swiGlu(`${p}.mlp`, layer.ffn.intermediateSize, D) }
+        : { kind: 'moe', layer: moeLayer(backend, layer.ffn, r, `${p}.mlp`, D) },
+    };
+  });
+  return new DecoderLM(backend, spec, { embed, lmHead, finalNorm: r.tensor('model.norm.weight', [D]), layers });
+}
+
+function attentionWeights(spec: ArchitectureSpec, r: WeightReader, p: string) {
+  const a = spec.attention;
+  const [D, qOut, kvOut] = [spec.hiddenSize, a.numHeads * a.headDim, a.numKvHeads * a.headDim];
+  const bias = (name: string, n: number, wanted: boolean) => (wanted ? { [name]: r.tensor(`${p}.${name.slice(0, 1)}_proj.bias`, [n]) } : {});
+  const [qNorm, kNorm] = a.qkNorm === 'per-head' ? [a.headDim, a.headDim] : [qOut, kvOut];
+  return {
+    q: r.tensor(`${p}.q_proj.weight`, [qOut, D]),
+    k: r.tensor(`${p}.k_proj.weight`, [kvOut, D]),
+    v: r.tensor(`${p}.v_proj.weight`, [kvOut, D]),
+    o: r.tensor(`${p}.o_proj.weight`, [D, qOut]),
+    ...bias('qBias', qOut, a.qkvBias),
+    ...bias('kBias', kvOut, a.qkvBias),
+    ...bias('vBias', kvOut, a.qkvBias),
+    ...bias('oBias', D, a.outputBias),
+    ...(a.qkNorm !== 'none' ? { qNorm: r.tensor(`${p}.q_norm.weight`, [qNorm]), kNorm: r.tensor(`${p}.k_norm.weight`, [kNorm]) } : {}),
+  };
+}
+
+function moeLayer(backend: Backend, ffn: Extract<ArchitectureSpec['layers'][number]['ffn'], { kind: 'moe' }>, r: WeightReader, p: string, D: number): MoeLayer {
+  const { numExperts: E, expertIntermediateSize: F } = ffn;
+  const shared = ffn.sharedExpert;
+  return new MoeLayer(backend, ffn, {
+    router: r.tensor(`${p}.gate.weight`, [E, D]),
+    ...r.experts(`${p}.experts`, E, F, D),
+    ...(shared ? { shared: r.swiGlu(`${p}.shared_expert`, shared.intermediateSize, D) } : {}),
+    ...(shared?.gated ? { sharedGate: r.tensor(`${p}.shared_expert_gate.weight`, [1, D]) } : {}),
+  });
+}

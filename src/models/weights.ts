@@ -1,0 +1,112 @@
+// Reads a checkpoint's tensors onto a backend under canonical names, checking every shape against the
+// architecture. Maps the layouts users have on disk onto one in-memory layout:
+//   experts: fused `mlp.experts.gate_up_proj` [E, 2F, D] + `down_proj` [E, D, F] (transformers 5), or one tensor per
+//            expert `mlp.experts.{e}.{gate,up,down}.weight` (the Hub) stacked into the same fused tensors;
+//   dense SwiGLU: `gate_proj` + `up_proj` concatenated into one [2F, D] weight.
+import type { Backend } from '../backend/backend.ts';
+import { DTYPE_BYTES, type DType, type FloatDType } from '../core/dtype.ts';
+import { fail } from '../core/errors.ts';
+import type { Tensor } from '../core/tensor.ts';
+import type { Checkpoint } from '../io/checkpoint.ts';
+import { moetsDType } from '../io/safetensors.ts';
+import type { SwiGluWeights } from '../nn/mlp.ts';
+import type { WeightLayout } from './spec.ts';
+
+export class WeightReader {
+  /** canonical name → name in the checkpoint */
+  private readonly names = new Map<string, string>();
+
+  constructor(
+    private readonly checkpoint: Checkpoint,
+    private readonly backend: Backend,
+    private readonly dtype: FloatDType,
+    private readonly layout: WeightLayout,
+  ) {
+    for (const name of checkpoint.names()) {
+      const canonical = layout.renames.reduce((n, [from, to]) => n.replace(from, to), name);
+      this.names.set(canonical, name);
+    }
+  }
+
+  has(name: string): boolean {
+    return this.names.has(name);
+  }
+
+  /** The tensor `name` with exactly `shape`, converted to the compute dtype. */
+  tensor(name: string, shape: number[]): Tensor {
+    const { bytes, dtype } = this.raw(name, shape);
+    return this.backend.uploadBytes(bytes, dtype, shape, this.dtype);
+  }
+
+  optional(name: string, shape: number[]): Tensor | undefined {
+    return this.has(name) ? this.tensor(name, shape) : undefined;
+  }
+
+  /** Weights named `${prefix}.{gate,up}_proj.weight` [F, D] and `down_proj` [D, F], gate and up fused. */
+  swiGlu(prefix: string, F: number, D: number): SwiGluWeights {
+    const parts = ['gate_proj', 'up_proj'].map((p) => this.raw(`${prefix}.${p}.weight`, [F, D]));
+    return {
+      gateUp: this.upload(concat(parts.map((p) => p.bytes)), sameDType(parts, prefix), [2 * F, D]),
+      down: this.tensor(`${prefix}.down_proj.weight`, [D, F]),
+    };
+  }
+
+  /** Expert weights under `${prefix}` (e.g. model.layers.3.mlp.experts) as gateUp [E, 2F, D] and down [E, D, F]. */
+  experts(prefix: string, E: number, F: number, D: number): { gateUp: Tensor; down: Tensor } {
+    if (this.has(`${prefix}.gate_up_proj`)) {
+      return { gateUp: this.tensor(`${prefix}.gate_up_proj`, [E, 2 * F, D]), down: this.tensor(`${prefix}.down_proj`, [E, D, F]) };
+    }
+    const p = this.layout.expertProjections;
+    if (!this.has(`${prefix}.0.${p.gate}.weight`)) {
+      fail('format', `${this.checkpoint.dir}: missing expert weights: neither ${prefix}.gate_up_proj nor ${prefix}.0.${p.gate}.weight; is this checkpoint complete?`);
+    }
+    const gateUp: Uint8Array[] = [];
+    const down: Uint8Array[] = [];
+    const dtypes: { dtype: DType }[] = [];
+    for (let e = 0; e < E; e++) {
+      for (const [proj, shape, into] of [[p.gate, [F, D], gateUp], [p.up, [F, D], gateUp], [p.down, [D, F], down]] as const) {
+        const part = this.raw(`${prefix}.${e}.${proj}.weight`, [...shape]);
+        into.push(part.bytes);
+        dtypes.push(part);
+      }
+    }
+    const dtype = sameDType(dtypes, prefix);
+    return { gateUp: this.upload(concat(gateUp), dtype, [E, 2 * F, D]), down: this.upload(concat(down), dtype, [E, D, F]) };
+  }
+
+  private upload(bytes: Uint8Array, dtype: DType, shape: number[]): Tensor {
+    return this.backend.uploadBytes(bytes, dtype, shape, this.dtype);
+  }
+
+  private raw(name: string, shape: number[]): { bytes: Uint8Array; dtype: DType } {
+    const stored = this.names.get(name);
+    if (stored === undefined) fail('format', `${this.checkpoint.dir}: missing tensor ${name}; the checkpoint does not match its config.json`);
+    const info = this.checkpoint.info(stored);
+    const dtype = moetsDType(info.dtype);
+    if (dtype === undefined || dtype === 'i32') {
+      fail('unsupported', `${this.checkpoint.dir}: tensor ${stored} has dtype ${info.dtype}; moets loads F32, BF16 and F16 weights`);
+    }
+    if (info.shape.join() !== shape.join()) {
+      fail('format', `${this.checkpoint.dir}: tensor ${stored} has shape [${info.shape.join(', ')}] but config.json implies [${shape.join(', ')}]`);
+    }
+    const bytes = this.checkpoint.readBytes(stored);
+    if (bytes.byteLength !== DTYPE_BYTES[dtype] * shape.reduce((a, b) => a * b, 1)) fail('format', `${this.checkpoint.dir}: tensor ${stored} has the wrong byte size`);
+    return { bytes, dtype };
+  }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+function sameDType(parts: { dtype: DType }[], prefix: string): DType {
+  const dtype = parts[0]!.dtype;
+  if (parts.some((p) => p.dtype !== dtype)) fail('unsupported', `${prefix}: expert tensors mix dtypes; convert the checkpoint to one dtype`);
+  return dtype;
+}

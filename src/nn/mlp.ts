@@ -1,0 +1,15 @@
+// Dense SwiGLU feed-forward: down(silu(gate(x)) * up(x)), with gate and up fused into one [2F, D] weight
+// (gate rows first) so that one matmul feeds siluMul. Used for dense layers and shared experts.
+//
+// x: [T, D]; gateUp: [2F, D]; down: [D, F].
+import type { Backend } from '../backend/backend.ts';
+import type { Tensor } from '../core/tensor.ts';
+
+export interface SwiGluWeights {
+  gateUp: Tensor;
+  down: Tensor;
+}
+
+export function swiGlu(backend: Backend, w: SwiGluWeights, x: Tensor): Tensor {
+  return backend.linear(backend.siluMul(backend.linear(x, w.gateUp)), w.down);
+}
