@@ -1,5 +1,5 @@
 #!/usr/bin/env node
 // The `moets` command. TypeScript sources run through tsx's loader, so there is no build step.
-import { register } from 'node:module';
-register('tsx/esm', import.meta.url);
+import { register } from 'tsx/esm/api';
+register();
 await import('../src/cli/main.ts');

@@ -1,0 +1,99 @@
+// `moets generate [MODEL] --prompt TEXT | --ids 3,1,4`: continue a prompt. Text streams to stdout as it is
+// made (the prompt first, then each new piece); with --format ids the new token ids are printed comma-separated
+// on one line. Every flag is checked before the model is loaded, so a typo costs no waiting.
+import { Command, Option } from 'commander';
+import type { StreamDecoder } from '../generate/stream-decoder.ts';
+import type { TextTokenizer } from '../io/tokenizer.ts';
+import { usageError } from './errors.ts';
+import {
+  decimal, deviceOption, modelArgument, parseTokenIds, probability, resolveDevice, resolveModelArgument, wholeNumber,
+} from './options.ts';
+
+// Defaults as llama.cpp's: temperature 0.8 with top-k 40 and top-p 0.95 reads well without wandering off.
+const DEFAULT_MAX_NEW_TOKENS = 64;
+const DEFAULT_TEMPERATURE = 0.8;
+const DEFAULT_TOP_K = 40;
+const DEFAULT_TOP_P = 0.95;
+
+interface GenerateFlags {
+  prompt?: string;
+  ids?: Int32Array;
+  maxNewTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  seed?: number;
+  format?: 'text' | 'ids';
+  device?: string;
+}
+
+export function generateCommand(): Command {
+  return new Command('generate')
+    .description('continue a prompt with the model, streaming the new text (or printing the new token ids)')
+    .addArgument(modelArgument())
+    .option('--prompt <text>', 'the text to continue (needs the model\'s tokenizer.json)')
+    .option('--ids <ids>', 'the prompt as token ids instead of text, comma-separated, e.g. 3,1,4', parseTokenIds)
+    .option('--max-new-tokens <n>', 'stop after this many new tokens (or at end-of-sequence)',
+      wholeNumber('--max-new-tokens', 1, 64), DEFAULT_MAX_NEW_TOKENS)
+    .option('--temperature <t>', 'sampling temperature; 0 = greedy (always the most likely token)',
+      decimal('--temperature', 0, 100, '0.7'), DEFAULT_TEMPERATURE)
+    .option('--top-k <k>', 'sample only among the k most likely tokens; 0 = no limit',
+      wholeNumber('--top-k', 0, 40), DEFAULT_TOP_K)
+    .option('--top-p <p>', 'sample only among the most likely tokens whose probabilities sum to p; 1 = no limit',
+      probability('--top-p'), DEFAULT_TOP_P)
+    .option('--seed <n>', 'random seed: the same seed gives the same text (default: a random seed)',
+      wholeNumber('--seed', 0, 42, 2 ** 32 - 1))
+    .addOption(new Option('--format <format>', 'print the text, or the new token ids comma-separated on one line '
+      + '(default: text with --prompt, ids with --ids)').choices(['text', 'ids']))
+    .addOption(deviceOption())
+    .addHelpText('after', `
+Pass exactly one of --prompt and --ids.
+
+Examples:
+  $ moets generate --prompt "It was a dark and stormy night"
+  $ moets generate path/to/model --prompt "The president said" --max-new-tokens 100 --seed 7
+  $ moets generate path/to/model --ids 3,1,4 --max-new-tokens 8 --temperature 0 --format ids`)
+    .action(runGenerate);
+}
+
+async function runGenerate(model: string | undefined, flags: GenerateFlags): Promise<void> {
+  if ((flags.prompt === undefined) === (flags.ids === undefined)) {
+    usageError(`${flags.prompt === undefined ? 'neither --prompt nor --ids was given' : '--prompt and --ids were both given'}`
+      + '; pass exactly one: --prompt "some text" or --ids 3,1,4');
+  }
+  const format = flags.format ?? (flags.prompt !== undefined ? 'text' : 'ids');
+  const device = resolveDevice(flags.device);
+  const engine = await import('./engine.ts');
+  const dir = await resolveModelArgument(model);
+  const tokenizer = format === 'text' || flags.prompt !== undefined ? engine.loadTokenizer(dir) : undefined;
+  const promptIds = flags.ids !== undefined ? Array.from(flags.ids) : encodePrompt(tokenizer!, flags.prompt!);
+  const lm = await engine.loadModel(dir, { device });
+  const text = format === 'text' ? startTextStream(engine.StreamDecoder, tokenizer!, promptIds) : undefined;
+  const result = await engine.generate(lm, promptIds, {
+    maxNewTokens: flags.maxNewTokens,
+    temperature: flags.temperature,
+    topK: flags.topK,
+    topP: flags.topP,
+    ...(flags.seed !== undefined ? { seed: flags.seed } : {}),
+    ...(text !== undefined ? { onToken: (id: number) => write(text.push(id)) } : {}),
+  });
+  write(text !== undefined ? `${text.flush()}\n` : `${result.tokens.join(',')}\n`);
+}
+
+function encodePrompt(tokenizer: TextTokenizer, prompt: string): number[] {
+  const ids = tokenizer.encode(prompt);
+  if (ids.length === 0) usageError('the prompt is empty (it encodes to no tokens); pass some text, e.g. --prompt "Hello"');
+  return ids;
+}
+
+/** Prints the prompt as the tokenizer reads it back, then returns the decoder that turns new ids into text. */
+function startTextStream(
+  Decoder: typeof StreamDecoder, tokenizer: TextTokenizer, promptIds: readonly number[],
+): StreamDecoder {
+  write(tokenizer.decode(promptIds, { skipSpecialTokens: true }));
+  return new Decoder(tokenizer, { skipSpecialTokens: true, contextIds: promptIds });
+}
+
+function write(text: string): void {
+  if (text !== '') process.stdout.write(text);
+}
