@@ -68,7 +68,7 @@ function validateRequest(model: CausalLM, promptIds: readonly number[], maxNewTo
   if (promptIds.length === 0) fail('input', 'the prompt is empty: give at least one token');
   for (const id of promptIds) {
     if (!(Number.isInteger(id) && id >= 0 && id < model.vocabSize)) {
-      fail('input', `prompt token id ${id} is outside the model's vocabulary [0, ${model.vocabSize})`);
+      fail('input', `prompt token id ${id} is outside the model's vocabulary [0, ${model.vocabSize}); use ids from this model's tokenizer`);
     }
   }
   if (promptIds.length > model.maxPositions) {

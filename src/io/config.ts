@@ -40,13 +40,13 @@ export class ModelConfig {
   }
 
   private bad(key: string, want: string): never {
-    return fail('format', `${this.path}: "${key}" must be ${want}, got ${JSON.stringify(this.raw[key])}`);
+    return fail('format', `${this.path}: "${key}" must be ${want}, got ${JSON.stringify(this.raw[key])}; fix config.json (it must match the checkpoint)`);
   }
 
   /** A required integer ≥ min (default 1). */
   int(key: string, fallback?: number, min = 1): number {
     const v = this.raw[key] ?? fallback;
-    if (v === undefined || v === null) fail('format', `${this.path}: missing "${key}" (an integer ≥ ${min})`);
+    if (v === undefined || v === null) fail('format', `${this.path}: missing "${key}" (an integer ≥ ${min}); add it to config.json`);
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) this.bad(key, `an integer ≥ ${min}`);
     return v;
   }
@@ -54,7 +54,7 @@ export class ModelConfig {
   /** A required positive number (or a fallback when absent). */
   positive(key: string, fallback?: number): number {
     const v = this.raw[key] ?? fallback;
-    if (v === undefined || v === null) fail('format', `${this.path}: missing "${key}" (a positive number)`);
+    if (v === undefined || v === null) fail('format', `${this.path}: missing "${key}" (a positive number); add it to config.json`);
     if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) this.bad(key, 'a positive number');
     return v;
   }

@@ -54,7 +54,7 @@ export class DecoderLM implements CausalLM {
     const T = ids.length;
     if (T === 0) fail('input', 'no token ids to run; give at least one');
     const bad = ids.findIndex((id) => id < 0 || id >= this.spec.vocabSize);
-    if (bad >= 0) fail('input', `token id ${ids[bad]} is outside the vocabulary (0..${this.spec.vocabSize - 1})`);
+    if (bad >= 0) fail('input', `token id ${ids[bad]} is outside the vocabulary (0..${this.spec.vocabSize - 1}); use ids from this model's tokenizer`);
     const b = this.backend;
     const start = cache.length;
     const positionValues = Int32Array.from({ length: T }, (_, i) => start + i);
