@@ -7,19 +7,20 @@ import { sizeOf, type Shape, type Tensor } from '../../core/tensor.ts';
 import {
   addValues, mulValues, rmsNormValues, sameShape, scaleRowsValues, sigmoidValues, siluMulValues, softmaxValues,
 } from './elementwise.ts';
-import { matmulTransposedInto } from './matmul.ts';
+import { matmulInto } from './matmul.ts';
 import {
   gatherRowsValues, routeValues, scatterAddWeightedValues, sortByExpertValues,
 } from './moe.ts';
 import { attentionValues, ropeValues } from './rope-attention.ts';
-import { decodeBytes, f32Of, fromValues, hostData, i32Of, wrap } from './storage.ts';
+import { decodeBytes, f32Of, fromValues, hostData, i32Of, weightRowsOf, wrap } from './storage.ts';
 
 export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
 
   // ---- memory ----
   upload(data: HostArray, shape: Shape, dtype: DType): Tensor {
-    return wrap(this, data, shape, dtype);
+    // A copy, as a GPU upload would be: later writes to `data` do not change the tensor.
+    return wrap(this, data.slice(), shape, dtype);
   }
 
   uploadBytes(bytes: Uint8Array, sourceDType: DType, shape: Shape, dtype: DType): Tensor {
@@ -94,17 +95,17 @@ export class CpuBackend implements Backend {
     assert(x.dim(-1) === K, `linear: ${x} · ${w}ᵀ`);
     const M = x.size / K;
     const out = new Float32Array(M * N);
-    matmulTransposedInto(out, f32Of(x), f32Of(w), 0, 0, M, N, K, bias ? f32Of(bias) : undefined);
+    matmulInto(out, f32Of(x), weightRowsOf(w), 0, M, N, K, bias ? f32Of(bias) : undefined);
     return this.floatResult(out, x, [...x.shape.slice(0, -1), N]);
   }
 
   embedding(table: Tensor, ids: Tensor): Tensor {
     const D = table.dim(1);
-    const src = f32Of(table);
+    const src = hostData(table);
     const idx = i32Of(ids);
-    const out = new Float32Array(idx.length * D);
+    const out = allocHost(table.dtype, idx.length * D);
     idx.forEach((id, t) => out.set(src.subarray(id * D, (id + 1) * D), t * D));
-    return fromValues(this, out, [idx.length, D], table.dtype as FloatDType);
+    return wrap(this, out, [idx.length, D], table.dtype);
   }
 
   rmsNorm(x: Tensor, w: Tensor, eps: number): Tensor {
@@ -155,8 +156,7 @@ export class CpuBackend implements Backend {
     assert(off.length === E + 1 && x.dim(-1) === K && off[E] === x.dim(0), `groupedLinear: ${x}, ${w}, offsets ${off.length}`);
     const out = new Float32Array(x.dim(0) * N);
     const xs = f32Of(x);
-    const ws = f32Of(w);
-    for (let e = 0; e < E; e++) matmulTransposedInto(out, xs, ws, e * N * K, off[e]!, off[e + 1]!, N, K);
+    for (let e = 0; e < E; e++) matmulInto(out, xs, weightRowsOf(w, e * N * K), off[e]!, off[e + 1]!, N, K);
     return this.floatResult(out, x, [x.dim(0), N]);
   }
 

@@ -1,8 +1,10 @@
 // CPU storage: a host typed array per tensor, plus helpers to view any float tensor as f32 values.
 import type { Backend } from '../backend.ts';
-import { DTYPE_BYTES, fromF32, isFloat, toF32, type DType, type FloatDType, type HostArray } from '../../core/dtype.ts';
+import { DTYPE_BYTES, fromF32, isFloat, type DType, type FloatDType, type HostArray } from '../../core/dtype.ts';
 import { assert, fail } from '../../core/errors.ts';
 import { sizeOf, Tensor, type Shape, type Storage } from '../../core/tensor.ts';
+import type { WeightRows } from './matmul.ts';
+import { widen } from './widen.ts';
 
 export class CpuStorage implements Storage {
   constructor(readonly data: HostArray) {}
@@ -19,7 +21,13 @@ export function hostData(t: Tensor): HostArray {
 /** The values of a float tensor as f32 (no copy when it is already f32). */
 export function f32Of(t: Tensor): Float32Array {
   assert(isFloat(t.dtype), `${t} is not a float tensor`);
-  return toF32(hostData(t), t.dtype);
+  return widen(hostData(t), t.dtype);
+}
+
+/** A float tensor's rows in their storage dtype, for matmulInto (which widens bf16/f16 a tile at a time). */
+export function weightRowsOf(t: Tensor, offset = 0): WeightRows {
+  assert(isFloat(t.dtype), `${t} is not a float tensor`);
+  return { data: hostData(t), dtype: t.dtype, offset };
 }
 
 export function i32Of(t: Tensor): Int32Array {
