@@ -4,10 +4,12 @@
 import { Command, Option } from 'commander';
 import type { StreamDecoder } from '../generate/stream-decoder.ts';
 import type { TextTokenizer } from '../io/tokenizer.ts';
+import { formatRoutingStatsTable, RoutingStats, routingStatsJson } from '../moe/routing-stats.ts';
 import { usageError } from './errors.ts';
 import {
   decimal, deviceOption, modelArgument, parseTokenIds, probability, resolveDevice, resolveModelArgument, wholeNumber,
 } from './options.ts';
+import { checkOutputFile, writeFileAtomically } from './output-file.ts';
 
 // Defaults as llama.cpp's: temperature 0.8 with top-k 40 and top-p 0.95 reads well without wandering off.
 const DEFAULT_MAX_NEW_TOKENS = 64;
@@ -25,6 +27,8 @@ interface GenerateFlags {
   seed?: number;
   format?: 'text' | 'ids';
   device?: string;
+  routingStats?: boolean;
+  routingStatsJson?: string;
 }
 
 export function generateCommand(): Command {
@@ -46,13 +50,17 @@ export function generateCommand(): Command {
     .addOption(new Option('--format <format>', 'print the text, or the new token ids comma-separated on one line '
       + '(default: text with --prompt, ids with --ids)').choices(['text', 'ids']))
     .addOption(deviceOption())
+    .option('--routing-stats', 'after generating, print per-layer expert-load statistics to stderr')
+    .option('--routing-stats-json <file>', 'after generating, write all routing statistics (per layer, per expert, '
+      + 'expert pairs) as JSON to FILE')
     .addHelpText('after', `
 Pass exactly one of --prompt and --ids.
 
 Examples:
   $ moets generate --prompt "It was a dark and stormy night"
   $ moets generate path/to/model --prompt "The president said" --max-new-tokens 100 --seed 7
-  $ moets generate path/to/model --ids 3,1,4 --max-new-tokens 8 --temperature 0 --format ids`)
+  $ moets generate path/to/model --ids 3,1,4 --max-new-tokens 8 --temperature 0 --format ids
+  $ moets generate path/to/model --prompt "Hello" --routing-stats --routing-stats-json routing.json`)
     .action(runGenerate);
 }
 
@@ -63,11 +71,14 @@ async function runGenerate(model: string | undefined, flags: GenerateFlags): Pro
   }
   const format = flags.format ?? (flags.prompt !== undefined ? 'text' : 'ids');
   const device = resolveDevice(flags.device);
+  if (flags.routingStatsJson !== undefined) checkOutputFile('--routing-stats-json', flags.routingStatsJson, 'routing.json');
   const engine = await import('./engine.ts');
   const dir = await resolveModelArgument(model);
   const tokenizer = format === 'text' || flags.prompt !== undefined ? engine.loadTokenizer(dir) : undefined;
   const promptIds = flags.ids !== undefined ? Array.from(flags.ids) : encodePrompt(tokenizer!, flags.prompt!);
   const lm = await engine.loadModel(dir, { device });
+  const stats = flags.routingStats || flags.routingStatsJson !== undefined ? RoutingStats.forSpec(lm.spec) : undefined;
+  lm.setRoutingObserver(stats);
   const text = format === 'text' ? startTextStream(engine.StreamDecoder, tokenizer!, promptIds) : undefined;
   const result = await engine.generate(lm, promptIds, {
     maxNewTokens: flags.maxNewTokens,
@@ -78,6 +89,14 @@ async function runGenerate(model: string | undefined, flags: GenerateFlags): Pro
     ...(text !== undefined ? { onToken: (id: number) => write(text.push(id)) } : {}),
   });
   write(text !== undefined ? `${text.flush()}\n` : `${result.tokens.join(',')}\n`);
+  if (stats) reportRoutingStats(stats, flags, { modelType: lm.modelType, promptTokens: promptIds.length, newTokens: result.tokens.length });
+}
+
+/** --routing-stats: the table goes to stderr, so stdout keeps only the text or ids; --routing-stats-json: everything. */
+function reportRoutingStats(stats: RoutingStats, flags: GenerateFlags, run: Record<string, string | number>): void {
+  const report = stats.report();
+  if (flags.routingStats) process.stderr.write(formatRoutingStatsTable(report));
+  if (flags.routingStatsJson !== undefined) writeFileAtomically('--routing-stats-json', flags.routingStatsJson, routingStatsJson(report, run));
 }
 
 function encodePrompt(tokenizer: TextTokenizer, prompt: string): number[] {
