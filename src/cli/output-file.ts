@@ -1,4 +1,4 @@
-// Files a command writes on request (`--routing-stats-json FILE`): the path is checked before any slow work, and
+// Files a command writes on request (`--out FILE`, `--routing-stats-json FILE`): the path is checked before any slow work, and
 // the file is written under a temporary name beside it and renamed at the end, so a failure never leaves a
 // partial FILE behind.
 import { existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
