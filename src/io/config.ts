@@ -35,6 +35,14 @@ export class ModelConfig {
     return new ModelConfig(path, raw);
   }
 
+  /**
+   * The first of `names` present in the file, else the first: for fields that transformers' attribute_map lets a
+   * config.json spell two ways (Qwen3-MoE saves `num_local_experts` for `num_experts`).
+   */
+  alias(...names: [string, ...string[]]): string {
+    return names.find((n) => this.has(n)) ?? names[0];
+  }
+
   has(key: string): boolean {
     return this.raw[key] !== undefined && this.raw[key] !== null;
   }

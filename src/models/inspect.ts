@@ -72,7 +72,8 @@ export function inspectModel(dir: string): InspectReport {
   const all = countParameters(s, false);
   const act = countParameters(s, true);
   const D = s.hiddenSize;
-  const lookup = s.vocabSize * D; // the embedding is a lookup, not a matmul
+  // The input embedding is a lookup, not a matmul; a tied table is also the LM head, which is one.
+  const lookup = s.tieWordEmbeddings ? 0 : s.vocabSize * D;
   const moe = s.layers.map((l) => l.ffn).find((f) => f.kind === 'moe');
   const a = s.attention;
   const window = s.layers.find((l) => l.slidingWindow !== undefined)?.slidingWindow ?? null;

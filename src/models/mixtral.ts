@@ -8,7 +8,7 @@ export const mixtral: ModelFamily = {
   modelType: 'mixtral',
   toSpec(c) {
     const f = commonFields(c, { rmsNormEps: 1e-5 });
-    const numExperts = c.int('num_local_experts', 8);
+    const numExperts = c.int(c.alias('num_local_experts', 'num_experts'), 8);
     const router = softmaxRouter(c, numExperts, true);
     const window = c.optionalPositive('sliding_window');
     return {

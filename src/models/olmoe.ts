@@ -8,7 +8,7 @@ export const olmoe: ModelFamily = {
   modelType: 'olmoe',
   toSpec(c) {
     const f = commonFields(c, { rmsNormEps: 1e-5 });
-    const numExperts = c.int('num_experts', 64);
+    const numExperts = c.int(c.alias('num_experts', 'num_local_experts'), 64);
     const bias = c.bool('attention_bias', false);
     const clip = c.optionalPositive('clip_qkv');
     const router = softmaxRouter(c, numExperts, c.bool('norm_topk_prob', false));

@@ -11,7 +11,7 @@ export const qwen2Moe: ModelFamily = {
   modelType: 'qwen2_moe',
   toSpec(c) {
     const f = commonFields(c, { rmsNormEps: 1e-6 });
-    const numExperts = c.int('num_experts', 60, 0);
+    const numExperts = c.int(c.alias('num_experts', 'num_local_experts'), 60, 0);
     const sharedSize = c.int('shared_expert_intermediate_size', 5632, 0);
     const useSliding = c.bool('use_sliding_window', false);
     const maxWindowLayers = c.int('max_window_layers', 28, 0);

@@ -11,7 +11,7 @@ export const qwen3Moe: ModelFamily = {
   modelType: 'qwen3_moe',
   toSpec(c) {
     const f = commonFields(c, { rmsNormEps: 1e-6 });
-    const numExperts = c.int('num_experts', 128, 0);
+    const numExperts = c.int(c.alias('num_experts', 'num_local_experts'), 128, 0);
     const bias = c.bool('attention_bias', false);
     const window = c.bool('use_sliding_window', false) ? c.optionalPositive('sliding_window') : undefined;
     const ffns = qwenLayerFfns(c, f.numLayers, {

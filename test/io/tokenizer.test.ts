@@ -30,7 +30,7 @@ interface FixtureEntry {
   ids_with_special: number[];
   /** tokenizer.encode(text, add_special_tokens=False).ids */
   ids: number[];
-  /** tokenizer.decode(ids) (skip_special_tokens=False, the Python default). */
+  /** tokenizer.decode(ids, skip_special_tokens=True) */
   decoded: string;
 }
 
@@ -45,7 +45,7 @@ for (const name of ['mistral', 'qwen3'] as const) {
       const label = JSON.stringify(entry.text.slice(0, 60));
       assert.deepEqual(tok.encode(entry.text), entry.ids_with_special, `encode ${label}`);
       assert.deepEqual(tok.encode(entry.text, { addSpecialTokens: false }), entry.ids, `encode without specials ${label}`);
-      assert.equal(tok.decode(entry.ids), entry.decoded, `decode ${label}`);
+      assert.equal(tok.decode(entry.ids, { skipSpecialTokens: true }), entry.decoded, `decode ${label}`);
     }
   });
 }
