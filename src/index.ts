@@ -7,6 +7,7 @@ export { Tensor } from './core/tensor.ts';
 export { Checkpoint } from './io/checkpoint.ts';
 export { SafetensorsFile, writeSafetensors } from './io/safetensors.ts';
 export { loadTokenizer, TextTokenizer } from './io/tokenizer.ts';
+export * from './io/chat-template.ts';
 export { generate, type GenerateOptions, type GenerateResult } from './generate/generate.ts';
 export { StreamDecoder } from './generate/stream-decoder.ts';
 export { DEFAULT_MODEL_DIR, loadModel, type LoadOptions } from './models/load.ts';

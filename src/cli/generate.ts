@@ -1,21 +1,17 @@
 // `moets generate [MODEL] --prompt TEXT | --ids 3,1,4`: continue a prompt. Text streams to stdout as it is
 // made (the prompt first, then each new piece); with --format ids the new token ids are printed comma-separated
-// on one line. Every flag is checked before the model is loaded, so a typo costs no waiting.
+// on one line. With --chat the prompt is one user message, rendered with the model's chat template, and only the
+// reply prints (chat.ts). Every flag is checked before the model is loaded, so a typo costs no waiting.
 import { Command, Option } from 'commander';
 import type { StreamDecoder } from '../generate/stream-decoder.ts';
 import type { TextTokenizer } from '../io/tokenizer.ts';
 import { formatRoutingStatsTable, RoutingStats, routingStatsJson } from '../moe/routing-stats.ts';
+import { runChatTurn } from './chat.ts';
 import { usageError } from './errors.ts';
 import {
-  decimal, deviceOption, modelArgument, parseTokenIds, probability, resolveDevice, resolveModelArgument, wholeNumber,
+  deviceOption, modelArgument, parseTokenIds, resolveDevice, resolveModelArgument, samplingOptions, systemOption,
 } from './options.ts';
 import { checkOutputFile, writeFileAtomically } from './output-file.ts';
-
-// Defaults as llama.cpp's: temperature 0.8 with top-k 40 and top-p 0.95 reads well without wandering off.
-const DEFAULT_MAX_NEW_TOKENS = 64;
-const DEFAULT_TEMPERATURE = 0.8;
-const DEFAULT_TOP_K = 40;
-const DEFAULT_TOP_P = 0.95;
 
 interface GenerateFlags {
   prompt?: string;
@@ -29,24 +25,21 @@ interface GenerateFlags {
   device?: string;
   routingStats?: boolean;
   routingStatsJson?: string;
+  chat?: true;
+  system?: string;
 }
 
 export function generateCommand(): Command {
-  return new Command('generate')
+  const command = new Command('generate')
     .description('continue a prompt with the model, streaming the new text (or printing the new token ids)')
     .addArgument(modelArgument())
     .option('--prompt <text>', 'the text to continue (needs the model\'s tokenizer.json)')
     .option('--ids <ids>', 'the prompt as token ids instead of text, comma-separated, e.g. 3,1,4', parseTokenIds)
-    .option('--max-new-tokens <n>', 'stop after this many new tokens (or at end-of-sequence)',
-      wholeNumber('--max-new-tokens', 1, 64), DEFAULT_MAX_NEW_TOKENS)
-    .option('--temperature <t>', 'sampling temperature; 0 = greedy (always the most likely token)',
-      decimal('--temperature', 0, 100, '0.7'), DEFAULT_TEMPERATURE)
-    .option('--top-k <k>', 'sample only among the k most likely tokens; 0 = no limit',
-      wholeNumber('--top-k', 0, 40), DEFAULT_TOP_K)
-    .option('--top-p <p>', 'sample only among the most likely tokens whose probabilities sum to p; 1 = no limit',
-      probability('--top-p'), DEFAULT_TOP_P)
-    .option('--seed <n>', 'random seed: the same seed gives the same text (default: a random seed)',
-      wholeNumber('--seed', 0, 42, 2 ** 32 - 1))
+    .option('--chat', 'the prompt (--prompt, or stdin) is a user message: render it with the model\'s chat template '
+      + 'and print only the reply')
+    .addOption(systemOption());
+  for (const option of samplingOptions()) command.addOption(option);
+  return command
     .addOption(new Option('--format <format>', 'print the text, or the new token ids comma-separated on one line '
       + '(default: text with --prompt, ids with --ids)').choices(['text', 'ids']))
     .addOption(deviceOption())
@@ -54,17 +47,25 @@ export function generateCommand(): Command {
     .option('--routing-stats-json <file>', 'after generating, write all routing statistics (per layer, per expert, '
       + 'expert pairs) as JSON to FILE')
     .addHelpText('after', `
-Pass exactly one of --prompt and --ids.
+Pass exactly one of --prompt and --ids (with --chat, the message may come on stdin instead).
 
 Examples:
   $ moets generate --prompt "It was a dark and stormy night"
   $ moets generate path/to/model --prompt "The president said" --max-new-tokens 100 --seed 7
   $ moets generate path/to/model --ids 3,1,4 --max-new-tokens 8 --temperature 0 --format ids
-  $ moets generate path/to/model --prompt "Hello" --routing-stats --routing-stats-json routing.json`)
+  $ moets generate path/to/model --prompt "Hello" --routing-stats --routing-stats-json routing.json
+  $ echo "What is a mixture of experts?" | moets generate path/to/instruct-model --chat`)
     .action(runGenerate);
 }
 
 async function runGenerate(model: string | undefined, flags: GenerateFlags): Promise<void> {
+  if (flags.chat) {
+    if (flags.routingStats || flags.routingStatsJson !== undefined) {
+      usageError('--routing-stats and --routing-stats-json do not work with --chat yet; run them with --prompt alone');
+    }
+    return runChatTurn(model, flags);
+  }
+  if (flags.system !== undefined) usageError('--system needs --chat; add --chat to render the prompt as a chat turn');
   if ((flags.prompt === undefined) === (flags.ids === undefined)) {
     usageError(`${flags.prompt === undefined ? 'neither --prompt nor --ids was given' : '--prompt and --ids were both given'}`
       + '; pass exactly one: --prompt "some text" or --ids 3,1,4');

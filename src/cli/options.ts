@@ -105,3 +105,40 @@ export async function resolveModelArgument(model: string | undefined): Promise<s
 export function deviceOption(): Option {
   return new Option('--device <device>', 'where to run: cpu, cuda or auto (default: $MOETS_DEVICE, else auto = best available)');
 }
+
+// Sampling flags shared by `generate` and `chat`. Defaults as llama.cpp's: temperature 0.8 with top-k 40 and
+// top-p 0.95 reads well without wandering off.
+export const DEFAULT_MAX_NEW_TOKENS = 64;
+export const DEFAULT_TEMPERATURE = 0.8;
+export const DEFAULT_TOP_K = 40;
+export const DEFAULT_TOP_P = 0.95;
+
+/** What the sampling options below parse to (commander's camel-cased flag names). */
+export interface SamplingFlags {
+  maxNewTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  seed?: number;
+}
+
+/** --max-new-tokens, --temperature, --top-k, --top-p and --seed, with their parsers and defaults. */
+export function samplingOptions(): Option[] {
+  return [
+    new Option('--max-new-tokens <n>', 'stop after this many new tokens (or at end-of-sequence)')
+      .argParser(wholeNumber('--max-new-tokens', 1, 64)).default(DEFAULT_MAX_NEW_TOKENS),
+    new Option('--temperature <t>', 'sampling temperature; 0 = greedy (always the most likely token)')
+      .argParser(decimal('--temperature', 0, 100, '0.7')).default(DEFAULT_TEMPERATURE),
+    new Option('--top-k <k>', 'sample only among the k most likely tokens; 0 = no limit')
+      .argParser(wholeNumber('--top-k', 0, 40)).default(DEFAULT_TOP_K),
+    new Option('--top-p <p>', 'sample only among the most likely tokens whose probabilities sum to p; 1 = no limit')
+      .argParser(probability('--top-p')).default(DEFAULT_TOP_P),
+    new Option('--seed <n>', 'random seed: the same seed gives the same text (default: a random seed)')
+      .argParser(wholeNumber('--seed', 0, 42, 2 ** 32 - 1)),
+  ];
+}
+
+/** `--system <text>`: the system message that opens a chat. */
+export function systemOption(): Option {
+  return new Option('--system <text>', 'a system message that opens the conversation (if the chat template accepts one)');
+}

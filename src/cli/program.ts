@@ -1,7 +1,8 @@
-// The `moets` program: one command per file (generate.ts, logits.ts, inspect.ts), the top-level help, and
+// The `moets` program: one command per file (generate.ts, chat.ts, logits.ts, inspect.ts), the top-level help, and
 // commander configured so that its own parse errors reach main.ts's handler as one-line usage errors.
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { chatCommand } from './chat.ts';
 import { commanderExitHandler } from './errors.ts';
 import { generateCommand } from './generate.ts';
 import { inspectCommand } from './inspect.ts';
@@ -12,6 +13,7 @@ const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import
 const EXAMPLES = `
 Examples:
   $ moets generate --prompt "Call me Ishmael."        continue a prompt with the embedded default model
+  $ moets chat path/to/Mixtral-8x7B-Instruct           chat in the terminal (the model's chat template)
   $ moets inspect path/to/Mixtral-8x7B                 parameters, active parameters and FLOPs per token
   $ moets generate path/to/model --ids 3,1,4 --max-new-tokens 8 --temperature 0 --format ids
   $ moets logits path/to/model --ids 3,1,4 --out logits.f32
@@ -35,7 +37,7 @@ export function buildProgram(): Command {
     .helpOption('-h, --help', 'show this help')
     .helpCommand('help [command]', 'show help for a command')
     .addHelpText('after', EXAMPLES);
-  for (const command of [generateCommand(), logitsCommand(), inspectCommand()]) {
+  for (const command of [generateCommand(), chatCommand(), logitsCommand(), inspectCommand()]) {
     program.addCommand(routeErrors(command, `moets ${command.name()}`).helpOption('-h, --help', 'show this help'));
   }
   return program;
