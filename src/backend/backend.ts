@@ -12,10 +12,27 @@ export type DeviceName = 'cpu' | 'cuda';
 /** How a router turns logits into expert choices and weights. Variants are data, chosen by model config. */
 export interface RouterSpec {
   topK: number;
-  /** softmax-topk: softmax over all experts, then top-k (Mixtral, Qwen-MoE, OLMoE). */
-  scoring: 'softmax-topk';
-  /** Divide the k weights by their sum (Mixtral always; Qwen/OLMoE when norm_topk_prob). */
+  /**
+   * softmax-topk: softmax over all experts, then top-k (Mixtral, Qwen-MoE, OLMoE).
+   * topk-softmax: top-k of the logits, then softmax over those k (GPT-OSS, Granite-MoE).
+   * sigmoid: sigmoid scores; experts chosen by score + selection bias, weighted by the unbiased score (DeepSeek-V3).
+   */
+  scoring: 'softmax-topk' | 'topk-softmax' | 'sigmoid';
+  /** Divide the k weights by their sum (+1e-20 for sigmoid scores, as DeepSeek does). */
   normalize: boolean;
+  /** Multiplies the final weights (DeepSeek's routed_scaling_factor); default 1. */
+  scale?: number;
+  /**
+   * Group-limited selection (DeepSeek-V3): experts split into `count` equal groups, each scored by the sum of its
+   * two best (biased) scores; only experts of the `keep` best groups may be chosen.
+   */
+  groups?: { count: number; keep: number };
+}
+
+/** GPT-OSS's clamped SwiGLU: g = min(gate, limit), u = clamp(up, ±limit), out = (u + 1) · g · σ(alpha · g). */
+export interface ClampedGlu {
+  alpha: number;
+  limit: number;
 }
 
 export interface RopeOptions {
@@ -36,6 +53,8 @@ export interface AttentionOptions {
   kvLength: number;
   /** Sliding window: a query at position p sees keys at positions > p - window. Undefined: no window. */
   window?: number;
+  /** f32 [H]: a per-head logit that joins each softmax denominator but attends to nothing (GPT-OSS sinks). */
+  sinks?: Tensor;
 }
 
 export interface Backend {
@@ -60,12 +79,18 @@ export interface Backend {
   /** x [R, D] with each row r multiplied by s[r]; s: [R] or [R, 1]. */
   scaleRows(x: Tensor, s: Tensor): Tensor;
   sigmoid(x: Tensor): Tensor;
+  /** x * s for a scalar s. */
+  scale(x: Tensor, s: number): Tensor;
   /** min(max(x, lo), hi) elementwise. */
   clamp(x: Tensor, lo: number, hi: number): Tensor;
   /** Softmax over the last dimension, computed in f32. */
   softmax(x: Tensor): Tensor;
   /** rows [start, start+count) of x [R, ...] as a new tensor. */
   sliceRows(x: Tensor, start: number, count: number): Tensor;
+  /** columns [start, start+count) of x [R, C] → [R, count]. */
+  sliceColumns(x: Tensor, start: number, count: number): Tensor;
+  /** a [T, H, A] and b [T, Hb, B] joined per head → [T, H, A+B]; Hb = 1 broadcasts b to every head (MLA's k_pe). */
+  concatHeads(a: Tensor, b: Tensor): Tensor;
   /** Write src [T, ...] into dst [S, ...] at rows [at, at+T), in place (KV cache append). */
   copyRows(dst: Tensor, src: Tensor, at: number): void;
 
@@ -80,12 +105,15 @@ export interface Backend {
   rope(x: Tensor, positions: Tensor, invFreq: Tensor, opts: RopeOptions): Tensor;
   /** Causal attention with grouped KV heads: q [T, H, Dh], k [S, Hkv, Dh], v [S, Hkv, Dv] → [T, H, Dv]. */
   attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Tensor;
-  /** SwiGLU on a fused projection: x [R, 2F] (gate half, then up half) → silu(gate) * up, [R, F]. */
-  siluMul(x: Tensor): Tensor;
+  /** SwiGLU on a fused projection: x [R, 2F] (gate half, then up half) → silu(gate) * up, [R, F]; or ClampedGlu. */
+  siluMul(x: Tensor, clamped?: ClampedGlu): Tensor;
 
   // ---- MoE stages ------------------------------------------------------------------------------------
-  /** Router: logits [T, E] → weights f32 [T, K] and expert ids i32 [T, K] (highest score first). */
-  route(logits: Tensor, spec: RouterSpec): { weights: Tensor; experts: Tensor };
+  /**
+   * Router: logits [T, E] → weights f32 [T, K] and expert ids i32 [T, K] (highest selection score first).
+   * selectionBias: f32 [E], added to the scores for choosing only (DeepSeek's e_score_correction_bias).
+   */
+  route(logits: Tensor, spec: RouterSpec, selectionBias?: Tensor): { weights: Tensor; experts: Tensor };
   /**
    * Sort the T*K routed slots by expert (stable, so token order is kept within an expert).
    * slots: i32 [N], the flat index t*K + j of each sorted slot; offsets: i32 [E + 1], expert e owns
@@ -94,8 +122,8 @@ export interface Backend {
   sortByExpert(experts: Tensor, numExperts: number): { slots: Tensor; offsets: Tensor };
   /** Rows of x [T, D] for sorted slots: row n = x[slots[n] / K] → [N, D]. */
   gatherRows(x: Tensor, slots: Tensor, topK: number): Tensor;
-  /** Per-expert GEMM: rows [offsets[e], offsets[e+1]) of x [N, Kin] times w[e] [Nout, Kin]ᵀ → [N, Nout]. */
-  groupedLinear(x: Tensor, w: Tensor, offsets: Tensor): Tensor;
+  /** Per-expert GEMM: rows [offsets[e], offsets[e+1]) of x [N, Kin] times w[e] [Nout, Kin]ᵀ (+ bias[e] [Nout]) → [N, Nout]. */
+  groupedLinear(x: Tensor, w: Tensor, offsets: Tensor, bias?: Tensor): Tensor;
   /** out[t] = Σ over sorted rows n of token t: weights.flat[slots[n]] * y[n]; y [N, D], weights [T, K] → [T, D]. */
   scatterAddWeighted(y: Tensor, slots: Tensor, weights: Tensor, numTokens: number): Tensor;
 }

@@ -1,6 +1,6 @@
 // The CPU backend: the readable reference every other backend is tested against.
 // Storage is a host typed array; every kernel widens to f32, computes, and narrows to the output dtype.
-import type { AttentionOptions, Backend, RopeOptions, RouterSpec } from '../backend.ts';
+import type { AttentionOptions, Backend, ClampedGlu, RopeOptions, RouterSpec } from '../backend.ts';
 import { allocHost, isFloat, type DType, type FloatDType, type HostArray } from '../../core/dtype.ts';
 import { assert } from '../../core/errors.ts';
 import { sizeOf, type Shape, type Tensor } from '../../core/tensor.ts';
@@ -67,6 +67,10 @@ export class CpuBackend implements Backend {
     return this.floatResult(sigmoidValues(f32Of(x)), x);
   }
 
+  scale(x: Tensor, s: number): Tensor {
+    return this.floatResult(f32Of(x).map((v) => v * s), x);
+  }
+
   clamp(x: Tensor, lo: number, hi: number): Tensor {
     return this.floatResult(f32Of(x).map((v) => Math.min(Math.max(v, lo), hi)), x);
   }
@@ -80,6 +84,32 @@ export class CpuBackend implements Backend {
     assert(start >= 0 && start + count <= x.dim(0), `sliceRows ${start}+${count} of ${x}`);
     const data = hostData(x).slice(start * rowSize, (start + count) * rowSize);
     return wrap(this, data, [count, ...x.shape.slice(1)], x.dtype);
+  }
+
+  sliceColumns(x: Tensor, start: number, count: number): Tensor {
+    const [R, C] = [x.dim(0), x.dim(1)];
+    assert(x.rank === 2 && start >= 0 && start + count <= C, `sliceColumns ${start}+${count} of ${x}`);
+    const src = hostData(x);
+    const out = allocHost(x.dtype, R * count);
+    for (let r = 0; r < R; r++) out.set(src.subarray(r * C + start, r * C + start + count), r * count);
+    return wrap(this, out, [R, count], x.dtype);
+  }
+
+  concatHeads(a: Tensor, b: Tensor): Tensor {
+    const [T, H, A] = [a.dim(0), a.dim(1), a.dim(2)];
+    const [Hb, B] = [b.dim(1), b.dim(2)];
+    assert(a.dtype === b.dtype && b.dim(0) === T && (Hb === 1 || Hb === H), `concatHeads ${a} and ${b}`);
+    const [sa, sb] = [hostData(a), hostData(b)];
+    const out = allocHost(a.dtype, T * H * (A + B));
+    for (let t = 0; t < T; t++) {
+      for (let h = 0; h < H; h++) {
+        const o = (t * H + h) * (A + B);
+        out.set(sa.subarray((t * H + h) * A, (t * H + h + 1) * A), o);
+        const bh = Hb === 1 ? t : t * H + h;
+        out.set(sb.subarray(bh * B, (bh + 1) * B), o + A);
+      }
+    }
+    return wrap(this, out, [T, H, A + B], a.dtype);
   }
 
   copyRows(dst: Tensor, src: Tensor, at: number): void {
@@ -124,19 +154,21 @@ export class CpuBackend implements Backend {
     const [T, H, Dh] = [q.dim(0), q.dim(1), q.dim(2)];
     const [Hkv, Dv] = [k.dim(1), v.dim(2)];
     assert(k.dim(2) === Dh && H % Hkv === 0 && opts.kvLength <= k.dim(0), `attention: q ${q}, k ${k}, v ${v}`);
-    const out = attentionValues(f32Of(q), f32Of(k), f32Of(v), T, H, Hkv, Dh, Dv, opts);
+    assert(!opts.sinks || opts.sinks.size === H, `attention sinks ${opts.sinks} for ${H} heads`);
+    const out = attentionValues(f32Of(q), f32Of(k), f32Of(v), T, H, Hkv, Dh, Dv, opts, opts.sinks ? f32Of(opts.sinks) : undefined);
     return this.floatResult(out, q, [T, H, Dv]);
   }
 
-  siluMul(x: Tensor): Tensor {
+  siluMul(x: Tensor, clamped?: ClampedGlu): Tensor {
     const F = x.dim(-1) / 2;
-    return this.floatResult(siluMulValues(f32Of(x), F), x, [...x.shape.slice(0, -1), F]);
+    return this.floatResult(siluMulValues(f32Of(x), F, clamped), x, [...x.shape.slice(0, -1), F]);
   }
 
   // ---- MoE stages ----
-  route(logits: Tensor, spec: RouterSpec): { weights: Tensor; experts: Tensor } {
+  route(logits: Tensor, spec: RouterSpec, selectionBias?: Tensor): { weights: Tensor; experts: Tensor } {
     const [T, E] = [logits.dim(0), logits.dim(1)];
-    const { weights, experts } = routeValues(f32Of(logits), E, spec);
+    assert(!spec.groups || (E % spec.groups.count === 0 && E / spec.groups.count >= 2), `route: ${E} experts in ${spec.groups?.count} groups`);
+    const { weights, experts } = routeValues(f32Of(logits), E, spec, selectionBias ? f32Of(selectionBias) : undefined);
     return { weights: wrap(this, weights, [T, spec.topK], 'f32'), experts: wrap(this, experts, [T, spec.topK], 'i32') };
   }
 
@@ -150,13 +182,17 @@ export class CpuBackend implements Backend {
     return this.floatResult(gatherRowsValues(f32Of(x), D, i32Of(slots), topK), x, [slots.size, D]);
   }
 
-  groupedLinear(x: Tensor, w: Tensor, offsets: Tensor): Tensor {
+  groupedLinear(x: Tensor, w: Tensor, offsets: Tensor, bias?: Tensor): Tensor {
     const [E, N, K] = [w.dim(0), w.dim(1), w.dim(2)];
     const off = i32Of(offsets);
     assert(off.length === E + 1 && x.dim(-1) === K && off[E] === x.dim(0), `groupedLinear: ${x}, ${w}, offsets ${off.length}`);
     const out = new Float32Array(x.dim(0) * N);
     const xs = f32Of(x);
-    for (let e = 0; e < E; e++) matmulInto(out, xs, weightRowsOf(w, e * N * K), off[e]!, off[e + 1]!, N, K);
+    const b = bias ? f32Of(bias) : undefined;
+    assert(!b || b.length === E * N, `groupedLinear bias ${bias} for ${w}`);
+    for (let e = 0; e < E; e++) {
+      matmulInto(out, xs, weightRowsOf(w, e * N * K), off[e]!, off[e + 1]!, N, K, b?.subarray(e * N, (e + 1) * N));
+    }
     return this.floatResult(out, x, [x.dim(0), N]);
   }
 

@@ -1,4 +1,5 @@
 // CPU reference kernels for elementwise, normalisation and layout ops (f32 arithmetic).
+import type { ClampedGlu } from '../backend.ts';
 import { assert } from '../../core/errors.ts';
 import type { Tensor } from '../../core/tensor.ts';
 
@@ -59,14 +60,21 @@ export function rmsNormValues(x: Float32Array, w: Float32Array, D: number, eps: 
   return out;
 }
 
-/** x [R, 2F] → silu(x[:, :F]) * x[:, F:] as [R, F]. */
-export function siluMulValues(x: Float32Array, F: number): Float32Array {
+/** x [R, 2F] → silu(x[:, :F]) * x[:, F:] as [R, F]; clamped: (clamp(up, ±l) + 1) · g · σ(α·g), g = min(gate, l). */
+export function siluMulValues(x: Float32Array, F: number, clamped?: ClampedGlu): Float32Array {
   const R = x.length / (2 * F);
   const out = new Float32Array(R * F);
   for (let r = 0; r < R; r++) {
     for (let f = 0; f < F; f++) {
-      const g = x[r * 2 * F + f]!;
-      out[r * F + f] = (g / (1 + Math.exp(-g))) * x[r * 2 * F + F + f]!;
+      const gate = x[r * 2 * F + f]!;
+      const up = x[r * 2 * F + F + f]!;
+      if (clamped) {
+        const g = Math.min(gate, clamped.limit);
+        const u = Math.min(Math.max(up, -clamped.limit), clamped.limit);
+        out[r * F + f] = (u + 1) * (g / (1 + Math.exp(-clamped.alpha * g)));
+      } else {
+        out[r * F + f] = (gate / (1 + Math.exp(-gate))) * up;
+      }
     }
   }
   return out;

@@ -20,20 +20,50 @@ export function topKIndices(row: Float32Array, k: number): number[] {
   return chosen;
 }
 
-export function routeValues(logits: Float32Array, E: number, spec: RouterSpec): { weights: Float32Array; experts: Int32Array } {
+/** One token's choice: expert ids (best selection score first) and their weights, by the spec's scoring. */
+function routeRow(row: Float32Array, spec: RouterSpec, bias?: Float32Array): { chosen: number[]; weights: number[] } {
+  const K = spec.topK;
+  if (spec.scoring === 'topk-softmax') {
+    const chosen = topKIndices(row, K);
+    const top = softmaxValues(Float32Array.from(chosen, (e) => row[e]!), K);
+    return { chosen, weights: Array.from(top) };
+  }
+  const scores = spec.scoring === 'softmax-topk' ? softmaxValues(row, row.length) : row.map((v) => 1 / (1 + Math.exp(-v)));
+  const choice = bias ? scores.map((v, e) => v + bias[e]!) : Float32Array.from(scores);
+  if (spec.groups) maskGroups(choice, spec.groups);
+  const chosen = topKIndices(choice, K);
+  let weights = chosen.map((e) => scores[e]!);
+  if (spec.normalize) {
+    const sum = weights.reduce((a, b) => a + b, 0) + (spec.scoring === 'sigmoid' ? 1e-20 : 0);
+    weights = weights.map((w) => w / sum);
+  }
+  return { chosen, weights };
+}
+
+/** Group-limited selection: keep the experts of the `keep` groups whose two best scores sum highest. */
+function maskGroups(choice: Float32Array, groups: { count: number; keep: number }): void {
+  const size = choice.length / groups.count;
+  const groupScores = new Float32Array(groups.count);
+  for (let g = 0; g < groups.count; g++) {
+    const [a, b] = topKIndices(choice.subarray(g * size, (g + 1) * size), 2);
+    groupScores[g] = choice[g * size + a!]! + choice[g * size + b!]!;
+  }
+  const kept = new Set(topKIndices(groupScores, groups.keep));
+  for (let g = 0; g < groups.count; g++) if (!kept.has(g)) choice.fill(-Infinity, g * size, (g + 1) * size);
+}
+
+export function routeValues(
+  logits: Float32Array, E: number, spec: RouterSpec, bias?: Float32Array,
+): { weights: Float32Array; experts: Int32Array } {
   const T = logits.length / E;
   const K = spec.topK;
-  const probs = softmaxValues(logits, E);
   const weights = new Float32Array(T * K);
   const experts = new Int32Array(T * K);
   for (let t = 0; t < T; t++) {
-    const row = probs.subarray(t * E, (t + 1) * E);
-    const chosen = topKIndices(row, K);
-    let sum = 0;
-    for (const e of chosen) sum += row[e]!;
+    const { chosen, weights: w } = routeRow(logits.subarray(t * E, (t + 1) * E), spec, bias);
     chosen.forEach((e, j) => {
       experts[t * K + j] = e;
-      weights[t * K + j] = spec.normalize ? row[e]! / sum : row[e]!;
+      weights[t * K + j] = w[j]! * (spec.scale ?? 1);
     });
   }
   return { weights, experts };

@@ -29,7 +29,7 @@ export function ropeValues(
 
 export function attentionValues(
   q: Float32Array, k: Float32Array, v: Float32Array,
-  T: number, H: number, Hkv: number, Dh: number, Dv: number, opts: AttentionOptions,
+  T: number, H: number, Hkv: number, Dh: number, Dv: number, opts: AttentionOptions, sinks?: Float32Array,
 ): Float32Array {
   const out = new Float32Array(T * H * Dv);
   const group = H / Hkv;
@@ -41,7 +41,8 @@ export function attentionValues(
     for (let h = 0; h < H; h++) {
       const kvh = Math.floor(h / group);
       const qo = (t * H + h) * Dh;
-      let max = -Infinity;
+      const sink = sinks ? sinks[h]! : -Infinity;
+      let max = sink;
       for (let j = first; j <= last; j++) {
         const ko = (j * Hkv + kvh) * Dh;
         let dot = 0;
@@ -49,7 +50,7 @@ export function attentionValues(
         scores[j] = dot * opts.scale;
         if (scores[j]! > max) max = scores[j]!;
       }
-      let sum = 0;
+      let sum = sinks ? Math.exp(sink - max) : 0;
       for (let j = first; j <= last; j++) sum += (scores[j] = Math.exp(scores[j]! - max));
       const oo = (t * H + h) * Dv;
       for (let j = first; j <= last; j++) {
