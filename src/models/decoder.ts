@@ -5,7 +5,7 @@
 import type { Backend } from '../backend/backend.ts';
 import { fail } from '../core/errors.ts';
 import type { Tensor } from '../core/tensor.ts';
-import { Attention } from '../nn/attention.ts';
+import type { AttentionBlock } from '../nn/attention.ts';
 import { KVCache } from '../nn/kv-cache.ts';
 import { swiGlu, type SwiGluWeights } from '../nn/mlp.ts';
 import { MoeLayer } from '../moe/moe-layer.ts';
@@ -16,7 +16,7 @@ import type { ArchitectureSpec } from './spec.ts';
 export interface DecoderLayer {
   inputNorm: Tensor;
   postAttentionNorm: Tensor;
-  attention: Attention;
+  attention: AttentionBlock;
   ffn: { kind: 'dense'; weights: SwiGluWeights } | { kind: 'moe'; layer: MoeLayer };
 }
 
@@ -60,18 +60,22 @@ export class DecoderLM implements CausalLM {
     const positionValues = Int32Array.from({ length: T }, (_, i) => start + i);
     const positions = b.upload(positionValues, [T], 'i32');
     const idTensor = b.upload(ids, [T], 'i32');
+    const m = this.spec.multipliers;
+    const residual = (branch: Tensor) => (m && m.residual !== 1 ? b.scale(branch, m.residual) : branch);
     let x = b.embedding(this.w.embed, idTensor);
+    if (m && m.embedding !== 1) x = b.scale(x, m.embedding);
     for (const [i, layer] of this.w.layers.entries()) {
       const attended = layer.attention.forward(b.rmsNorm(x, layer.inputNorm, this.spec.rmsNormEps), positions, cache.layers[i]!, start);
-      x = b.add(x, attended);
+      x = b.add(x, residual(attended));
       const h = b.rmsNorm(x, layer.postAttentionNorm, this.spec.rmsNormEps);
       const report = this.observer ? { observer: this.observer, layer: i, positions: positionValues } : undefined;
       const ffnOut = layer.ffn.kind === 'dense' ? swiGlu(b, layer.ffn.weights, h) : await layer.ffn.layer.forward(h, report);
-      x = b.add(x, ffnOut);
+      x = b.add(x, residual(ffnOut));
     }
     cache.length = start + T;
     const keep = Math.min(opts.lastTokens ?? T, T);
     const last = keep < T ? b.sliceRows(x, T - keep, keep) : x;
-    return b.linear(b.rmsNorm(last, this.w.finalNorm, this.spec.rmsNormEps), this.w.lmHead);
+    const logits = b.linear(b.rmsNorm(last, this.w.finalNorm, this.spec.rmsNormEps), this.w.lmHead);
+    return m && m.logitsDivisor !== 1 ? b.scale(logits, 1 / m.logitsDivisor) : logits;
   }
 }

@@ -70,6 +70,7 @@ function attentionWeights(spec: ArchitectureSpec, r: WeightReader, p: string) {
     ...bias('vBias', kvOut, a.qkvBias),
     ...bias('oBias', D, a.outputBias),
     ...(a.qkNorm !== 'none' ? { qNorm: r.tensor(`${p}.q_norm.weight`, [qNorm]), kNorm: r.tensor(`${p}.k_norm.weight`, [kNorm]) } : {}),
+    ...(a.sinks ? { sinks: r.tensor(`${p}.sinks`, [a.numHeads]) } : {}),
   };
 }
 
@@ -78,7 +79,10 @@ function moeLayer(backend: Backend, ffn: Extract<ArchitectureSpec['layers'][numb
   const shared = ffn.sharedExpert;
   return new MoeLayer(backend, ffn, {
     router: r.tensor(`${p}.gate.weight`, [E, D]),
+    ...(ffn.routerBias ? { routerBias: r.tensor(`${p}.gate.bias`, [E]) } : {}),
+    ...(ffn.selectionBias ? { selectionBias: r.tensor(`${p}.gate.e_score_correction_bias`, [E]) } : {}),
     ...r.experts(`${p}.experts`, E, F, D),
+    ...(ffn.expertBias ? { gateUpBias: r.tensor(`${p}.experts.gate_up_proj_bias`, [E, 2 * F]), downBias: r.tensor(`${p}.experts.down_proj_bias`, [E, D]) } : {}),
     ...(shared ? { shared: r.swiGlu(`${p}.shared_expert`, shared.intermediateSize, D) } : {}),
     ...(shared?.gated ? { sharedGate: r.tensor(`${p}.shared_expert_gate.weight`, [1, D]) } : {}),
   });

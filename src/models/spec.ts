@@ -1,7 +1,7 @@
 // ArchitectureSpec: the family-neutral description of a decoder-only MoE transformer. Each model file maps a
 // Hugging Face config.json onto this; shared code (the decoder, the loader, inspect) reads only this, never the
 // model_type. Variants are declared traits (qkNorm, router, shared expert …), not names.
-import type { RouterSpec } from '../backend/backend.ts';
+import type { ClampedGlu, RouterSpec } from '../backend/backend.ts';
 import type { RopeSpec } from '../nn/rope.ts';
 
 export interface AttentionSpec {
@@ -18,7 +18,23 @@ export interface AttentionSpec {
   qkNorm: 'none' | 'per-head' | 'whole';
   /** Clamp q, k and v to [-clip, clip] after projection (OLMoE clip_qkv). */
   clipQkv?: number;
+  /** Softmax scale of q·k; default 1/sqrt(headDim) (Granite: attention_multiplier). */
+  scale?: number;
+  /** A learned per-head sink logit in each softmax denominator (GPT-OSS `self_attn.sinks`). */
+  sinks?: boolean;
+  /** Multi-head latent attention (DeepSeek-V2/V3); when present it replaces the q/k/v projections. */
+  mla?: MlaSpec;
   rope: RopeSpec;
+}
+
+/** DeepSeek's multi-head latent attention: low-rank q and a compressed kv latent plus a decoupled RoPE key. */
+export interface MlaSpec {
+  /** Rank of q's low-rank projection (q_a_proj → q_a_layernorm → q_b_proj); undefined: one q_proj. */
+  qLoraRank?: number;
+  kvLoraRank: number;
+  qkNopeHeadDim: number;
+  qkRopeHeadDim: number;
+  vHeadDim: number;
 }
 
 export interface DenseFfnSpec {
@@ -31,6 +47,14 @@ export interface MoeFfnSpec {
   numExperts: number;
   expertIntermediateSize: number;
   router: RouterSpec;
+  /** Bias on the router's linear layer (GPT-OSS `router.bias`). */
+  routerBias?: boolean;
+  /** Selection-only bias per expert (DeepSeek `gate.e_score_correction_bias`), see RouterSpec. */
+  selectionBias?: boolean;
+  /** Biases on the experts' projections (GPT-OSS `gate_up_proj_bias`, `down_proj_bias`). */
+  expertBias?: boolean;
+  /** GPT-OSS's clamped SwiGLU instead of silu(gate) · up. */
+  activation?: ClampedGlu;
   /** Always-on expert added to the routed output (Qwen2-MoE); `gated`: scaled by sigmoid(x · w_gate). */
   sharedExpert?: { intermediateSize: number; gated: boolean };
 }
@@ -51,6 +75,13 @@ export interface WeightLayout {
   expertProjections: { gate: string; up: string; down: string };
 }
 
+/** Granite's scalings: embeddings × embedding, each residual branch × residual, logits ÷ logitsDivisor. */
+export interface Multipliers {
+  embedding: number;
+  residual: number;
+  logitsDivisor: number;
+}
+
 export interface ArchitectureSpec {
   modelType: string;
   vocabSize: number;
@@ -62,5 +93,6 @@ export interface ArchitectureSpec {
   eosTokenIds: number[];
   attention: AttentionSpec;
   layers: LayerSpec[];
+  multipliers?: Multipliers;
   weights: WeightLayout;
 }

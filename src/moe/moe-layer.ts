@@ -12,6 +12,13 @@ import type { RoutingObserver } from './observer.ts';
 
 export interface MoeWeights {
   router: Tensor;
+  /** [E]: the router's linear bias (GPT-OSS). */
+  routerBias?: Tensor;
+  /** f32 [E]: selection-only bias (DeepSeek e_score_correction_bias). */
+  selectionBias?: Tensor;
+  /** [E, 2F] and [E, D]: expert biases (GPT-OSS). */
+  gateUpBias?: Tensor;
+  downBias?: Tensor;
   gateUp: Tensor;
   down: Tensor;
   shared?: SwiGluWeights;
@@ -38,12 +45,12 @@ export class MoeLayer {
     const b = this.backend;
     const T = x.dim(0);
     const K = this.spec.router.topK;
-    const logits = b.linear(x, this.w.router);
-    const { weights, experts } = b.route(logits, this.spec.router);
+    const logits = b.linear(x, this.w.router, this.w.routerBias);
+    const { weights, experts } = b.route(logits, this.spec.router, this.w.selectionBias);
     const { slots, offsets } = b.sortByExpert(experts, this.spec.numExperts);
     const rows = b.gatherRows(x, slots, K);
-    const hidden = b.siluMul(b.groupedLinear(rows, this.w.gateUp, offsets));
-    const y = b.groupedLinear(hidden, this.w.down, offsets);
+    const hidden = b.siluMul(b.groupedLinear(rows, this.w.gateUp, offsets, this.w.gateUpBias), this.spec.activation);
+    const y = b.groupedLinear(hidden, this.w.down, offsets, this.w.downBias);
     let out = b.scatterAddWeighted(y, slots, weights, T);
     if (this.w.shared) {
       let shared = swiGlu(b, this.w.shared, x);

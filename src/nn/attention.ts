@@ -13,9 +13,16 @@ export interface AttentionWeights {
   qBias?: Tensor; kBias?: Tensor; vBias?: Tensor; oBias?: Tensor;
   /** [Dh] for per-head norm, [H*Dh] / [Hkv*Dh] for whole-projection norm. */
   qNorm?: Tensor; kNorm?: Tensor;
+  /** f32 [H]: per-head sink logits (GPT-OSS). */
+  sinks?: Tensor;
 }
 
-export class Attention {
+/** What the decoder needs of an attention block (standard here; multi-head latent attention elsewhere). */
+export interface AttentionBlock {
+  forward(x: Tensor, positions: Tensor, kv: LayerKV, start: number): Tensor;
+}
+
+export class Attention implements AttentionBlock {
   constructor(
     private readonly backend: Backend,
     private readonly spec: AttentionSpec,
@@ -48,10 +55,11 @@ export class Attention {
     k = b.rope(k.reshape([T, Hkv, Dh]), positions, this.invFreq, rope);
     kv.append(b, k, v.reshape([T, Hkv, -1]), start, x.dtype as FloatDType);
     const out = b.attention(q, kv.keys!, kv.values!, {
-      scale: 1 / Math.sqrt(Dh),
+      scale: this.spec.scale ?? 1 / Math.sqrt(Dh),
       queryStart: start,
       kvLength: start + T,
       ...(this.slidingWindow !== undefined ? { window: this.slidingWindow } : {}),
+      ...(this.w.sinks ? { sinks: this.w.sinks } : {}),
     });
     return b.linear(out.reshape([T, -1]), this.w.o, this.w.oBias);
   }
