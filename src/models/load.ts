@@ -5,9 +5,11 @@ import { fileURLToPath } from 'node:url';
 import type { Backend } from '../backend/backend.ts';
 import { getBackend, type DeviceChoice } from '../backend/registry.ts';
 import type { FloatDType } from '../core/dtype.ts';
+import type { Tensor } from '../core/tensor.ts';
 import { Checkpoint } from '../io/checkpoint.ts';
 import { ModelConfig } from '../io/config.ts';
-import { Attention } from '../nn/attention.ts';
+import { Attention, type AttentionBlock } from '../nn/attention.ts';
+import { MlaAttention, type MlaWeights } from '../nn/mla-attention.ts';
 import { MoeLayer } from '../moe/moe-layer.ts';
 import { DecoderLM, type DecoderLayer } from './decoder.ts';
 import { architectureOf } from './registry.ts';
@@ -46,13 +48,41 @@ function buildDecoder(backend: Backend, spec: ArchitectureSpec, r: WeightReader)
     return {
       inputNorm: r.tensor(`${p}.input_layernorm.weight`, [D]),
       postAttentionNorm: r.tensor(`${p}.post_attention_layernorm.weight`, [D]),
-      attention: new Attention(backend, spec.attention, attentionWeights(spec, r, `${p}.self_attn`), invFreq, spec.rmsNormEps, layer.slidingWindow),
+      attention: attentionBlock(backend, spec, r, `${p}.self_attn`, invFreq, layer.slidingWindow),
       ffn: layer.ffn.kind === 'dense'
         ? { kind: 'dense', weights: r.swiGlu(`${p}.mlp`, layer.ffn.intermediateSize, D) }
         : { kind: 'moe', layer: moeLayer(backend, layer.ffn, r, `${p}.mlp`, D) },
     };
   });
   return new DecoderLM(backend, spec, { embed, lmHead, finalNorm: r.tensor('model.norm.weight', [D]), layers });
+}
+
+function attentionBlock(backend: Backend, spec: ArchitectureSpec, r: WeightReader, p: string, invFreq: Tensor, window: number | undefined): AttentionBlock {
+  if (spec.attention.mla) return new MlaAttention(backend, spec.attention, mlaWeights(spec, r, p), invFreq);
+  return new Attention(backend, spec.attention, attentionWeights(spec, r, p), invFreq, spec.rmsNormEps, window);
+}
+
+/** Multi-head latent attention weights (DeepSeek); qkvBias: biases on q_a_proj and kv_a_proj_with_mqa. */
+function mlaWeights(spec: ArchitectureSpec, r: WeightReader, p: string): MlaWeights {
+  const a = spec.attention;
+  const m = a.mla!;
+  const [D, H, R, Rq] = [spec.hiddenSize, a.numHeads, m.kvLoraRank, m.qLoraRank];
+  const qOut = H * (m.qkNopeHeadDim + m.qkRopeHeadDim);
+  const kvA = R + m.qkRopeHeadDim;
+  return {
+    query: Rq === undefined
+      ? { kind: 'full', q: r.tensor(`${p}.q_proj.weight`, [qOut, D]) }
+      : {
+        kind: 'lora', a: r.tensor(`${p}.q_a_proj.weight`, [Rq, D]), norm: r.tensor(`${p}.q_a_layernorm.weight`, [Rq]),
+        b: r.tensor(`${p}.q_b_proj.weight`, [qOut, Rq]), ...(a.qkvBias ? { aBias: r.tensor(`${p}.q_a_proj.bias`, [Rq]) } : {}),
+      },
+    kvA: r.tensor(`${p}.kv_a_proj_with_mqa.weight`, [kvA, D]),
+    ...(a.qkvBias ? { kvABias: r.tensor(`${p}.kv_a_proj_with_mqa.bias`, [kvA]) } : {}),
+    kvNorm: r.tensor(`${p}.kv_a_layernorm.weight`, [R]),
+    kvB: r.tensor(`${p}.kv_b_proj.weight`, [H * (m.qkNopeHeadDim + m.vHeadDim), R]),
+    o: r.tensor(`${p}.o_proj.weight`, [D, H * m.vHeadDim]),
+    ...(a.outputBias ? { oBias: r.tensor(`${p}.o_proj.bias`, [D]) } : {}),
+  };
 }
 
 function attentionWeights(spec: ArchitectureSpec, r: WeightReader, p: string) {

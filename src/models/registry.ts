@@ -2,13 +2,16 @@
 import { fail } from '../core/errors.ts';
 import type { ModelConfig } from '../io/config.ts';
 import type { ModelFamily } from './common.ts';
+import { deepseekV2, deepseekV3 } from './deepseek-v3.ts';
+import { gptOss } from './gpt-oss.ts';
+import { granitemoe } from './granitemoe.ts';
 import { mixtral } from './mixtral.ts';
 import { olmoe } from './olmoe.ts';
 import { qwen2Moe } from './qwen2-moe.ts';
 import { qwen3Moe } from './qwen3-moe.ts';
 import type { ArchitectureSpec } from './spec.ts';
 
-const FAMILIES: ModelFamily[] = [mixtral, qwen2Moe, qwen3Moe, olmoe];
+const FAMILIES: ModelFamily[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseekV3, deepseekV2, gptOss, granitemoe];
 
 export const SUPPORTED_MODEL_TYPES = FAMILIES.map((f) => f.modelType);
 

@@ -73,6 +73,12 @@ export interface WeightLayout {
   renames: [RegExp, string][];
   /** Names of one expert's projections in the Hub layout: `mlp.experts.{e}.{gate|up|down}.weight`. */
   expertProjections: { gate: string; up: string; down: string };
+  /**
+   * How fused experts are stored when not canonically: 'gpt-oss' — `gate_up_proj` [E, D, 2F] used as x · W with
+   * gate/up interleaved along 2F (and in `gate_up_proj_bias`), `down_proj` [E, F, D], or both as MXFP4
+   * `*_blocks` / `*_scales`; converted at load (see gpt-oss-experts.ts).
+   */
+  expertFormat?: 'gpt-oss';
 }
 
 /** Granite's scalings: embeddings × embedding, each residual branch × residual, logits ÷ logitsDivisor. */

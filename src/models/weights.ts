@@ -2,7 +2,8 @@
 // architecture. Maps the layouts users have on disk onto one in-memory layout:
 //   experts: fused `mlp.experts.gate_up_proj` [E, 2F, D] + `down_proj` [E, D, F] (transformers 5), or one tensor per
 //            expert `mlp.experts.{e}.{gate,up,down}.weight` (the Hub) stacked into the same fused tensors;
-//   dense SwiGLU: `gate_proj` + `up_proj` concatenated into one [2F, D] weight.
+//   dense SwiGLU: `gate_proj` + `up_proj` concatenated into one [2F, D] weight;
+//   a layout's expertFormat (GPT-OSS): its stored expert tensors converted to the canonical ones (derived tensors).
 import type { Backend } from '../backend/backend.ts';
 import { DTYPE_BYTES, type DType, type FloatDType } from '../core/dtype.ts';
 import { fail } from '../core/errors.ts';
@@ -10,11 +11,29 @@ import type { Tensor } from '../core/tensor.ts';
 import type { Checkpoint } from '../io/checkpoint.ts';
 import { moetsDType } from '../io/safetensors.ts';
 import type { SwiGluWeights } from '../nn/mlp.ts';
+import { gptOssExpertTensors } from './gpt-oss-experts.ts';
 import type { WeightLayout } from './spec.ts';
+
+export interface RawTensor { bytes: Uint8Array; dtype: DType }
+
+/** Stored tensors by canonical name, shape-checked: float weights, or raw bytes (U8, e.g. MXFP4 blocks). */
+export interface StoredTensors {
+  float(name: string, shape: number[]): RawTensor;
+  bytes(name: string, shape: number[]): Uint8Array;
+}
+
+/** A canonical tensor of `shape` built from differently laid-out stored tensors. */
+export type DerivedTensor = (shape: number[], stored: StoredTensors) => RawTensor;
 
 export class WeightReader {
   /** canonical name → name in the checkpoint */
   private readonly names = new Map<string, string>();
+  /** canonical name → how to build it from stored tensors in another layout (expertFormat) */
+  private readonly derived: Map<string, DerivedTensor>;
+  private readonly stored: StoredTensors = {
+    float: (name, shape) => this.raw(name, shape),
+    bytes: (name, shape) => this.rawBytes(name, shape),
+  };
 
   constructor(
     private readonly checkpoint: Checkpoint,
@@ -26,15 +45,17 @@ export class WeightReader {
       const canonical = layout.renames.reduce((n, [from, to]) => n.replace(from, to), name);
       this.names.set(canonical, name);
     }
+    this.derived = layout.expertFormat === 'gpt-oss' ? gptOssExpertTensors(this.names.keys()) : new Map();
   }
 
   has(name: string): boolean {
-    return this.names.has(name);
+    return this.names.has(name) || this.derived.has(name);
   }
 
   /** The tensor `name` with exactly `shape`, converted to the compute dtype. */
   tensor(name: string, shape: number[]): Tensor {
-    const { bytes, dtype } = this.raw(name, shape);
+    const derive = this.derived.get(name);
+    const { bytes, dtype } = derive ? derive(shape, this.stored) : this.raw(name, shape);
     return this.backend.uploadBytes(bytes, dtype, shape, this.dtype);
   }
 
@@ -79,19 +100,34 @@ export class WeightReader {
   }
 
   private raw(name: string, shape: number[]): { bytes: Uint8Array; dtype: DType } {
-    const stored = this.names.get(name);
-    if (stored === undefined) fail('format', `${this.checkpoint.dir}: missing tensor ${name}; the checkpoint does not match its config.json`);
-    const info = this.checkpoint.info(stored);
+    const { stored, info } = this.storedEntry(name, shape);
     const dtype = moetsDType(info.dtype);
     if (dtype === undefined || dtype === 'i32') {
       fail('unsupported', `${this.checkpoint.dir}: tensor ${stored} has dtype ${info.dtype}; moets loads F32, BF16 and F16 weights`);
     }
-    if (info.shape.join() !== shape.join()) {
-      fail('format', `${this.checkpoint.dir}: tensor ${stored} has shape [${info.shape.join(', ')}] but config.json implies [${shape.join(', ')}]`);
-    }
     const bytes = this.checkpoint.readBytes(stored);
     if (bytes.byteLength !== DTYPE_BYTES[dtype] * shape.reduce((a, b) => a * b, 1)) fail('format', `${this.checkpoint.dir}: tensor ${stored} has the wrong byte size`);
     return { bytes, dtype };
+  }
+
+  /** A stored U8 tensor's bytes (MXFP4 blocks and scales). */
+  private rawBytes(name: string, shape: number[]): Uint8Array {
+    const { stored, info } = this.storedEntry(name, shape);
+    if (info.dtype !== 'U8') fail('unsupported', `${this.checkpoint.dir}: tensor ${stored} has dtype ${info.dtype}; it must be U8`);
+    const bytes = this.checkpoint.readBytes(stored);
+    if (bytes.byteLength !== shape.reduce((a, b) => a * b, 1)) fail('format', `${this.checkpoint.dir}: tensor ${stored} has the wrong byte size`);
+    return bytes;
+  }
+
+  /** The stored name and header entry of canonical `name`, whose shape must be `shape`. */
+  private storedEntry(name: string, shape: number[]) {
+    const stored = this.names.get(name);
+    if (stored === undefined) fail('format', `${this.checkpoint.dir}: missing tensor ${name}; the checkpoint does not match its config.json`);
+    const info = this.checkpoint.info(stored);
+    if (info.shape.join() !== shape.join()) {
+      fail('format', `${this.checkpoint.dir}: tensor ${stored} has shape [${info.shape.join(', ')}] but config.json implies [${shape.join(', ')}]`);
+    }
+    return { stored, info };
   }
 }
 

@@ -66,9 +66,10 @@ describe('moets CLI rejects bad models and bad ids', { concurrency: 4 }, () => {
     assertUserError(r, 1, /config\.json: missing "num_hidden_layers"/, false);
   });
 
-  test('--device cuda in a build without it', async () => {
-    const r = await runCli(['logits', good, '--ids', '1', '--out', join(work, 'cuda.f32'), '--device', 'cuda']);
-    assertUserError(r, 1, /device 'cuda' is not available in this build of moets; use --device cpu/);
+  test('--device cuda where the CUDA driver library cannot be loaded', async () => {
+    const libcuda = join(work, 'no-such-libcuda.so.1');
+    const r = await runCli(['logits', good, '--ids', '1', '--out', join(work, 'cuda.f32'), '--device', 'cuda'], { env: { MOETS_LIBCUDA: libcuda } });
+    assertUserError(r, 1, /MOETS_LIBCUDA=.*no-such-libcuda\.so\.1 does not exist; point MOETS_LIBCUDA at libcuda\.so\.1/);
   });
 
   test('a text prompt for a model without tokenizer.json', async () => {

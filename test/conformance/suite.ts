@@ -9,9 +9,12 @@ import type { Backend } from '../../src/backend/backend.ts';
 import type { FloatDType } from '../../src/core/dtype.ts';
 import { FLOAT_DTYPES, type SuiteContext } from './check.ts';
 import { attentionCases, denseCases } from './dense-ops.ts';
+import { gptOssCases } from './gpt-oss-ops.ts';
+import { layoutCases } from './layout-ops.ts';
 import { elementwiseCases, memoryCases } from './memory-ops.ts';
 import { moeChainCases } from './moe-chain.ts';
 import { moeStageCases } from './moe-ops.ts';
+import { routingVariantCases } from './routing-variants.ts';
 
 export interface ConformanceOptions {
   /** Storage dtypes to run the float ops in; default f32, bf16 and f16. */
@@ -30,10 +33,13 @@ export function conformanceSuite(label: string, makeBackend: () => Backend, opts
   };
   describe(`conformance: ${label} backend`, () => {
     memoryCases(ctx);
+    layoutCases(ctx);
     elementwiseCases(ctx);
     denseCases(ctx);
     attentionCases(ctx);
     moeStageCases(ctx);
+    routingVariantCases(ctx);
+    gptOssCases(ctx);
     moeChainCases(ctx);
   });
 }

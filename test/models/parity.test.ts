@@ -24,11 +24,13 @@ const fixtureDirs = existsSync(FIXTURES)
 
 describe('parity with transformers', () => {
   it('fixtures exist for every supported family', () => {
-    for (const family of ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe']) {
+    for (const family of ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'granitemoe']) {
       for (const layout of ['hub', 'fused']) {
         assert.ok(fixtureDirs.includes(`${family}-${layout}`), `missing fixture ${family}-${layout}`);
       }
     }
+    // GPT-OSS's two layouts in transformers: plain experts, and the MXFP4 blocks/scales of the released checkpoints.
+    for (const layout of ['fused', 'mxfp4']) assert.ok(fixtureDirs.includes(`gpt_oss-${layout}`), `missing fixture gpt_oss-${layout}`);
     assert.ok(fixtureDirs.includes('default'), 'missing the trained default-model fixture');
   });
 

@@ -1,0 +1,89 @@
+// The CUDA backend's caching allocator (src/backend/cuda/allocator.ts) over a fake device with a fixed capacity:
+// size classes, reuse without new driver allocations, the counters, and giving the cache back when the device
+// runs out of memory. No GPU needed.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { CachingAllocator, sizeClass, type RawDeviceMemory } from '../../../src/backend/cuda/allocator.ts';
+import { Rng } from '../../util/random.ts';
+
+/** A device of `capacity` bytes: allocations are address ranges; an allocation past capacity throws. */
+function fakeDevice(capacity: number): RawDeviceMemory & { live: Map<number, number>; calls: string[] } {
+  const live = new Map<number, number>();
+  const calls: string[] = [];
+  let next = 0x7f0000000000;
+  return {
+    live, calls,
+    alloc(bytes) {
+      const used = [...live.values()].reduce((a, b) => a + b, 0);
+      if (used + bytes > capacity) throw new Error('cuMemAlloc failed: CUDA_ERROR_OUT_OF_MEMORY');
+      const pointer = next;
+      next += bytes;
+      live.set(pointer, bytes);
+      calls.push(`alloc ${bytes}`);
+      return pointer;
+    },
+    free(pointer) {
+      assert.ok(live.delete(pointer), `free of unknown pointer ${pointer}`);
+      calls.push('free');
+    },
+  };
+}
+
+describe('cuda allocator', () => {
+  test('size classes: powers of two to 1 MiB, then 8 per doubling', () => {
+    const MiB = 1 << 20;
+    const table: [number, number][] = [
+      [0, 0], [1, 512], [512, 512], [513, 1024], [4000, 4096], [MiB - 1, MiB], [MiB, MiB],
+      [MiB + 1, MiB + MiB / 8], [3 * MiB, 3 * MiB], [3 * MiB + 1, 3 * MiB + MiB / 4], [2 ** 34 + 1, 2 ** 34 + 2 ** 31],
+    ];
+    for (const [bytes, size] of table) assert.equal(sizeClass(bytes), size, `sizeClass(${bytes})`);
+    const rng = new Rng(11);
+    for (let i = 0; i < 2000; i++) {
+      const bytes = 1 + Math.floor(2 ** (rng.next() * 36));
+      const size = sizeClass(bytes);
+      assert.ok(size >= bytes && Number.isSafeInteger(size), `sizeClass(${bytes}) = ${size}`);
+      if (bytes > MiB) assert.ok(size <= bytes * 1.125, `sizeClass(${bytes}) = ${size} wastes more than 12.5 %`);
+      assert.equal(sizeClass(size), size, `a class size is its own class (${size})`);
+    }
+  });
+
+  test('a released block is reused for the next request of its class, without the driver', () => {
+    const device = fakeDevice(1 << 30);
+    const a = new CachingAllocator(device);
+    const first = a.allocate(1000);
+    const other = a.allocate(5000);
+    assert.notEqual(first.pointer, other.pointer);
+    a.release(first);
+    const again = a.allocate(700);
+    assert.equal(again.pointer, first.pointer);
+    assert.equal(again.bytes, 1024);
+    for (let i = 0; i < 100; i++) a.release(a.allocate(600 + i));
+    assert.deepEqual(device.calls, ['alloc 1024', 'alloc 8192', 'alloc 1024']);
+    assert.deepEqual(a.stats, { deviceAllocs: 3, deviceFrees: 0, reused: 100, bytesInUse: 1024 + 8192, bytesCached: 1024 });
+  });
+
+  test('zero bytes take no device memory; a block released twice is a bug', () => {
+    const device = fakeDevice(1 << 20);
+    const a = new CachingAllocator(device);
+    const empty = a.allocate(0);
+    assert.deepEqual([empty.pointer, empty.bytes], [0, 0]);
+    a.release(empty);
+    const block = a.allocate(10);
+    a.release(block);
+    assert.throws(() => a.release(block), /released twice/);
+    assert.equal(device.calls.length, 1);
+  });
+
+  test('out of device memory: the cached blocks go back to the driver and the allocation is tried again', () => {
+    const device = fakeDevice(4096);
+    const a = new CachingAllocator(device);
+    const small = [a.allocate(1024), a.allocate(1024), a.allocate(1024)];
+    for (const b of small) a.release(b);
+    const big = a.allocate(2048);
+    assert.equal(device.live.size, 1);
+    assert.equal(device.live.get(big.pointer), 2048);
+    assert.deepEqual(a.stats, { deviceAllocs: 4, deviceFrees: 3, reused: 0, bytesInUse: 2048, bytesCached: 0 });
+    assert.throws(() => a.allocate(4096), /CUDA_ERROR_OUT_OF_MEMORY/, 'nothing cached: the error goes to the caller');
+    assert.equal(a.stats.bytesInUse, 2048, 'a failed allocation is not counted');
+  });
+});
