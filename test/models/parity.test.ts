@@ -24,7 +24,7 @@ const fixtureDirs = existsSync(FIXTURES)
 
 describe('parity with transformers', () => {
   it('fixtures exist for every supported family', () => {
-    for (const family of ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'granitemoe']) {
+    for (const family of ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'granitemoe', 'deepseek_v3']) {
       for (const layout of ['hub', 'fused']) {
         assert.ok(fixtureDirs.includes(`${family}-${layout}`), `missing fixture ${family}-${layout}`);
       }
