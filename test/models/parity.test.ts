@@ -1,6 +1,7 @@
 // Parity with Hugging Face transformers: for every fixture under test/fixtures (made by scripts/make_fixtures.py
 // and scripts/train_default_model.py on the GPU machine), the CPU backend's logits match transformers' float32
 // logits within 1e-4 relative error per sequence, and greedy generation reproduces transformers' continuation.
+// MOETS_TEST_DEVICE=cuda runs the same checks on the CUDA backend (on a GPU machine; f32 weights).
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { loadModel } from '../../src/models/load.ts';
 import { relativeError } from '../util/compare.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
+const DEVICE = process.env['MOETS_TEST_DEVICE'] === 'cuda' ? 'cuda' : 'cpu';
 const FIXTURES = join(ROOT, 'test', 'fixtures');
 
 interface Expected {
@@ -38,7 +40,7 @@ describe('parity with transformers', () => {
     it(`${name}: logits within 1e-4 and the greedy continuation matches`, async () => {
       const dir = join(FIXTURES, name);
       const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
-      const model = await loadModel(expected.model_dir ? join(ROOT, expected.model_dir) : dir);
+      const model = await loadModel(expected.model_dir ? join(ROOT, expected.model_dir) : dir, { device: DEVICE });
       for (const c of expected.cases) {
         const bytes = readFileSync(join(dir, c.logits_file));
         const reference = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
