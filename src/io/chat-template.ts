@@ -171,5 +171,5 @@ function readConfig(path: string): Record<string, unknown> {
 }
 
 function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.replace(/[.;]\s*$/, '');
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.replace(/(?<!\.)[.;]\s*$/, '');
 }

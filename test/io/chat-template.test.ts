@@ -65,7 +65,7 @@ describe('real chat templates render as transformers renders them', () => {
   }
 
   test('the fixtures cover every template in test/fixtures/chat', () => {
-    assert.deepEqual(readdirSync(FIXTURES).sort(), ['deepseek_v3.json', 'default-model.json', 'llama3.json', 'qwen3.json']);
+    assert.deepEqual(readdirSync(FIXTURES).sort(), ['deepseek_v3.json', 'default-model.json', 'llama3.json', 'mixtral-instruct', 'mixtral-instruct.json', 'qwen3.json']);
   });
 
   test('BOS written by the template is encoded once: DeepSeek-V3 and the default model start with exactly one BOS', () => {
