@@ -16,9 +16,7 @@ import { expectClose, expectExact, floatTensor, randomTensor, readFloat } from '
 import { conformanceSuite } from './suite.ts';
 
 /** Cases whose names do not say which missing op they need. */
-const ALSO_SKIPPED: Readonly<Record<string, string>> = {
-  'a one-expert MoE (E=1, K=1, normalize) equals the dense SwiGLU FFN': 'route, sortByExpert, gatherRows, groupedLinear, siluMul and scatterAddWeighted not implemented on cuda yet',
-};
+const ALSO_SKIPPED: Readonly<Record<string, string>> = {};
 
 /** Why a case is skipped on CUDA: the ops without a kernel that its name mentions (before any ':'); undefined: it runs. */
 function skipReason(caseName: string): string | undefined {

@@ -5,7 +5,7 @@
 // Memory: `release` (Tensor.dispose) gives a tensor's block back at once; a tensor dropped without it gives its
 // block back when the garbage collector finalises its storage. A view (reshape) shares its tensor's storage, so
 // disposing a tensor while a view of it is still in use is a bug in the caller.
-import type { Backend } from '../backend.ts';
+import type { AttentionOptions, Backend, ClampedGlu, RopeOptions, RouterSpec } from '../backend.ts';
 import { DTYPE_BYTES, isFloat, type DType, type FloatDType, type HostArray } from '../../core/dtype.ts';
 import { assert, fail } from '../../core/errors.ts';
 import { sizeOf, Tensor, type Shape, type Storage } from '../../core/tensor.ts';
@@ -15,16 +15,13 @@ import { CudaDevice, type CudaDeviceOptions } from './device.ts';
 import {
   binaryInto, broadcastRowsInto, castInto, clampInto, scaleInto, scaleRowsInto, sigmoidInto,
 } from './kernels/elementwise.ts';
+import { attentionInto } from './kernels/attention.ts';
+import { gatherRowsInto, groupedLinearInto, routeInto, scatterAddWeightedInto, sortByExpertInto } from './kernels/moe.ts';
+import { concatHeadsInto, embeddingInto, sliceColumnsInto } from './kernels/layout.ts';
+import { clampedGluInto, rmsNormInto, ropeInto, siluMulInto, softmaxInto } from './kernels/norm-rope.ts';
 
 /** Backend ops with no CUDA kernel yet. */
-export const NOT_YET_ON_CUDA: readonly (keyof Backend)[] = [
-  'softmax', 'sliceColumns', 'concatHeads', 'embedding', 'rmsNorm', 'rope', 'attention', 'siluMul',
-  'route', 'sortByExpert', 'gatherRows', 'groupedLinear', 'scatterAddWeighted',
-];
-
-function notYet(op: keyof Backend): never {
-  return fail('unsupported', `${op} is not implemented on cuda yet; use --device cpu`);
-}
+export const NOT_YET_ON_CUDA: readonly (keyof Backend)[] = [];
 
 /** A tensor's device memory: its block from the allocator, and the bytes the tensor uses. */
 export class CudaStorage implements Storage {
@@ -131,8 +128,11 @@ export class CudaBackend implements Backend {
     return out;
   }
 
-  softmax(): Tensor {
-    return notYet('softmax');
+  softmax(x: Tensor): Tensor {
+    const out = this.empty(x.shape, floatOf(x));
+    const D = x.rank === 0 ? 1 : x.dim(-1);
+    softmaxInto(this.device, floatOf(x), ptr(out), ptr(x), D === 0 ? 0 : x.size / D, D);
+    return out;
   }
 
   sliceRows(x: Tensor, start: number, count: number): Tensor {
@@ -143,12 +143,22 @@ export class CudaBackend implements Backend {
     return out;
   }
 
-  sliceColumns(): Tensor {
-    return notYet('sliceColumns');
+  sliceColumns(x: Tensor, start: number, count: number): Tensor {
+    const [R, C] = [x.dim(0), x.dim(1)];
+    assert(x.rank === 2 && start >= 0 && count >= 0 && start + count <= C, `sliceColumns ${start}+${count} of ${x}`);
+    const out = this.empty([R, count], x.dtype);
+    sliceColumnsInto(this.device, x.dtype, ptr(out), ptr(x), C, start, count, R * count);
+    return out;
   }
 
-  concatHeads(): Tensor {
-    return notYet('concatHeads');
+  concatHeads(a: Tensor, b: Tensor): Tensor {
+    const [T, H, A] = [a.dim(0), a.dim(1), a.dim(2)];
+    const [Hb, B] = [b.dim(1), b.dim(2)];
+    assert(a.rank === 3 && b.rank === 3 && a.dtype === b.dtype && b.dim(0) === T && (Hb === 1 || Hb === H), `concatHeads ${a} and ${b}`);
+    const out = this.empty([T, H, A + B], a.dtype);
+    const widths = { heads: H, a: A, b: B, bBroadcast: Hb === 1 };
+    concatHeadsInto(this.device, a.dtype, ptr(out), ptr(a), ptr(b), widths, out.size);
+    return out;
   }
 
   copyRows(dst: Tensor, src: Tensor, at: number): void {
@@ -175,45 +185,120 @@ export class CudaBackend implements Backend {
     return out;
   }
 
-  embedding(): Tensor {
-    return notYet('embedding');
+  embedding(table: Tensor, ids: Tensor): Tensor {
+    const [V, D] = [table.dim(0), table.dim(1)];
+    assert(table.rank === 2 && ids.dtype === 'i32', `embedding: ${table} rows by ${ids}`);
+    const out = this.empty([ids.size, D], floatOf(table));
+    embeddingInto(this.device, floatOf(table), ptr(out), ptr(table), ptr(ids), V, D, out.size);
+    return out;
   }
 
-  rmsNorm(): Tensor {
-    return notYet('rmsNorm');
+  rmsNorm(x: Tensor, w: Tensor, eps: number): Tensor {
+    const D = x.dim(-1);
+    assert(w.size === D, `rmsNorm: weight ${w} for ${x}`);
+    const out = this.empty(x.shape, floatOf(x));
+    rmsNormInto(this.device, floatOf(x), floatOf(w), ptr(out), ptr(x), ptr(w), D === 0 ? 0 : x.size / D, D, eps);
+    return out;
   }
 
-  rope(): Tensor {
-    return notYet('rope');
+  rope(x: Tensor, positions: Tensor, invFreq: Tensor, opts: RopeOptions): Tensor {
+    const [T, H, Dh] = [x.dim(0), x.dim(1), x.dim(2)];
+    assert(x.rank === 3 && positions.dtype === 'i32' && positions.size === T, `rope on ${x} at positions ${positions}`);
+    assert(invFreq.size * 2 === opts.rotaryDim && opts.rotaryDim <= Dh, `rope: ${invFreq} for rotaryDim ${opts.rotaryDim} of ${x}`);
+    const freqs = this.asDType(invFreq, 'f32');
+    const out = this.empty(x.shape, floatOf(x));
+    const layout = { tokens: T, heads: H, headDim: Dh, half: opts.rotaryDim / 2, interleaved: opts.pairing === 'interleaved' };
+    ropeInto(this.device, floatOf(x), ptr(out), ptr(x), ptr(positions), ptr(freqs), layout, opts.attentionScaling);
+    if (freqs !== invFreq) this.release(freqs);
+    return out;
   }
 
-  attention(): Tensor {
-    return notYet('attention');
+  attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Tensor {
+    const [T, H, Dh] = [q.dim(0), q.dim(1), q.dim(2)];
+    const [S, Hkv, Dv] = [k.dim(0), k.dim(1), v.dim(2)];
+    assert(q.rank === 3 && k.rank === 3 && v.rank === 3 && k.dim(2) === Dh && v.dim(0) === S && v.dim(1) === Hkv &&
+      H % Hkv === 0 && opts.kvLength <= S, `attention: q ${q}, k ${k}, v ${v}`);
+    assert(!opts.sinks || opts.sinks.size === H, `attention sinks ${opts.sinks} for ${H} heads`);
+    // One dtype for q, k and v: theirs when they agree, else f32 (exact widening, as the CPU computes), and the
+    // result rounded to q's dtype.
+    const outDType = floatOf(q);
+    const dtype = floatOf(k) === outDType && floatOf(v) === outDType ? outDType : 'f32';
+    const [qs, ks, vs] = [q, k, v].map((t) => this.asDType(t, dtype)) as [Tensor, Tensor, Tensor];
+    const sinks = opts.sinks && this.asDType(opts.sinks, 'f32');
+    const out = this.empty([T, H, Dv], dtype);
+    attentionInto(this.device, dtype, ptr(out), ptr(qs), ptr(ks), ptr(vs), { T, H, Hkv, Dh, Dv }, {
+      scale: opts.scale, queryStart: opts.queryStart, kvLength: opts.kvLength, window: opts.window, sinks: sinks ? ptr(sinks) : 0,
+    });
+    for (const [made, given] of [[qs, q], [ks, k], [vs, v], [sinks, opts.sinks]] as const) if (made && made !== given) this.release(made);
+    if (dtype === outDType) return out;
+    const rounded = this.cast(out, outDType);
+    this.release(out);
+    return rounded;
   }
 
-  siluMul(): Tensor {
-    return notYet('siluMul');
+  siluMul(x: Tensor, clamped?: ClampedGlu): Tensor {
+    const F = x.dim(-1) / 2;
+    assert(Number.isInteger(F), `siluMul: ${x} has an odd last dim (gate and up halves expected)`);
+    const dtype = floatOf(x);
+    const out = this.empty([...x.shape.slice(0, -1), F], dtype);
+    if (clamped) clampedGluInto(this.device, dtype, ptr(out), ptr(x), clamped.alpha, clamped.limit, F, out.size);
+    else siluMulInto(this.device, dtype, ptr(out), ptr(x), F, out.size);
+    return out;
   }
 
-  // ---- MoE stages ----
-  route(): { weights: Tensor; experts: Tensor } {
-    return notYet('route');
+  // ---- MoE stages (kernels/moe.ts) ----
+  route(logits: Tensor, spec: RouterSpec, selectionBias?: Tensor): { weights: Tensor; experts: Tensor } {
+    const [T, E] = [logits.dim(0), logits.dim(1)];
+    assert(logits.rank === 2 && (!selectionBias || selectionBias.size === E), `route: ${logits}, bias ${selectionBias}`);
+    const weights = this.empty([T, spec.topK], 'f32');
+    const experts = this.empty([T, spec.topK], 'i32');
+    const bias = selectionBias && this.asDType(selectionBias, 'f32');
+    routeInto(this.device, floatOf(logits), { weights: ptr(weights), experts: ptr(experts), logits: ptr(logits), bias: bias ? ptr(bias) : 0, T, E }, spec);
+    if (bias && bias !== selectionBias) this.release(bias);
+    return { weights, experts };
   }
 
-  sortByExpert(): { slots: Tensor; offsets: Tensor } {
-    return notYet('sortByExpert');
+  sortByExpert(experts: Tensor, numExperts: number): { slots: Tensor; offsets: Tensor } {
+    assert(experts.dtype === 'i32', `sortByExpert: ${experts} is not an index tensor`);
+    const slots = this.empty([experts.size], 'i32');
+    const offsets = this.empty([numExperts + 1], 'i32');
+    sortByExpertInto(this.device, ptr(slots), ptr(offsets), ptr(experts), experts.size, numExperts);
+    return { slots, offsets };
   }
 
-  gatherRows(): Tensor {
-    return notYet('gatherRows');
+  gatherRows(x: Tensor, slots: Tensor, topK: number): Tensor {
+    assert(slots.dtype === 'i32', `gatherRows: ${slots} is not an index tensor`);
+    const D = x.dim(-1);
+    const out = this.empty([slots.size, D], floatOf(x));
+    gatherRowsInto(this.device, floatOf(x), ptr(out), ptr(x), ptr(slots), topK, slots.size, D);
+    return out;
   }
 
-  groupedLinear(): Tensor {
-    return notYet('groupedLinear');
+  groupedLinear(x: Tensor, w: Tensor, offsets: Tensor, bias?: Tensor): Tensor {
+    const [E, Nout, Kin] = [w.dim(0), w.dim(1), w.dim(2)];
+    assert(w.rank === 3 && x.dim(-1) === Kin && offsets.dtype === 'i32' && offsets.size === E + 1, `groupedLinear: ${x}, ${w}, offsets ${offsets}`);
+    assert(!bias || bias.size === E * Nout, `groupedLinear bias ${bias} for ${w}`);
+    const dtype = floatOf(x);
+    const N = x.size / Kin;
+    const out = this.empty([N, Nout], dtype);
+    const weights = this.asDType(w, dtype);
+    const b = bias && this.asDType(bias, 'f32');
+    groupedLinearInto(this.device, dtype, { out: ptr(out), x: ptr(x), w: ptr(weights), bias: b ? ptr(b) : 0, offsets: ptr(offsets), N, E, Kin, Nout });
+    if (weights !== w) this.release(weights);
+    if (b && b !== bias) this.release(b);
+    return out;
   }
 
-  scatterAddWeighted(): Tensor {
-    return notYet('scatterAddWeighted');
+  scatterAddWeighted(y: Tensor, slots: Tensor, weights: Tensor, numTokens: number): Tensor {
+    const D = y.dim(-1);
+    const K = weights.dim(-1);
+    assert(slots.dtype === 'i32' && slots.size === y.size / D && weights.size === numTokens * K, `scatterAddWeighted: ${y}, ${slots}, ${weights}, ${numTokens} tokens`);
+    const dtype = floatOf(y);
+    const out = this.empty([numTokens, D], dtype);
+    const w = this.asDType(weights, 'f32');
+    scatterAddWeightedInto(this.device, dtype, ptr(out), ptr(y), ptr(slots), ptr(w), slots.size, numTokens, K, D);
+    if (w !== weights) this.release(w);
+    return out;
   }
 
   // ---- helpers ----

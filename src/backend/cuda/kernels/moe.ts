@@ -1,0 +1,132 @@
+// Launchers for the MoE stage kernels (route.cu, dispatch.cu, grouped.cu): grid sizes, shared memory and argument
+// lists, queued on the device's stream. Arguments are device addresses; scratch memory comes from the allocator
+// and goes back to it once queued (the one stream orders its reuse).
+//
+// Legend: T = tokens, E = experts, K = top-k, N = routed slots/rows (T*K), D = row length, Kin/Nout = GEMM sizes.
+import type { FloatDType } from '../../../core/dtype.ts';
+import { fail } from '../../../core/errors.ts';
+import type { RouterSpec } from '../../backend.ts';
+import type { CudaDevice } from '../device.ts';
+import type { KernelFile } from '../launch.ts';
+
+const ROUTE: KernelFile = { file: 'route.cu' };
+const DISPATCH: KernelFile = { file: 'dispatch.cu' };
+const GROUPED: KernelFile = { file: 'grouped.cu' };
+
+/** Shared memory a block may take without opting in (cuFuncSetAttribute). */
+const STATIC_SHARED_LIMIT = 48 * 1024;
+/** Must match route.cu (warp_top_k keeps chosen ids in lanes) and dispatch.cu (SORT_CHUNK, MAX_TOPK). */
+const MAX_ROUTE_TOPK = 32;
+const SORT_CHUNK = 2048;
+const MAX_SCATTER_TOPK = 64;
+/** Must match grouped.cu. */
+const GROUPED_TILE = 64;
+const GROUPED_THREADS = 256;
+
+const SCORING = { 'softmax-topk': 0, 'topk-softmax': 1, sigmoid: 2 } as const;
+
+export interface RouteArgs {
+  weights: number; // f32 [T, K]
+  experts: number; // i32 [T, K]
+  logits: number; // [T, E] of `dtype`
+  bias: number; // f32 [E], or 0 for none
+  T: number;
+  E: number;
+}
+
+/** Every router variant in one launch: one warp per token, 4 warps a block (fewer when E is large). */
+export function routeInto(dev: CudaDevice, dtype: FloatDType, a: RouteArgs, spec: RouterSpec): void {
+  const K = spec.topK;
+  if (!(K >= 1 && K <= a.E && K <= MAX_ROUTE_TOPK)) fail('unsupported', `route on cuda takes 1 ≤ topK ≤ min(experts, ${MAX_ROUTE_TOPK}); got topK ${K} of ${a.E} experts`);
+  const G = spec.groups?.count ?? 0;
+  const keep = spec.groups?.keep ?? 0;
+  if (G > 0 && !(a.E % G === 0 && a.E / G >= 2 && keep >= 1 && keep <= G)) {
+    fail('usage', `route: ${a.E} experts cannot form ${G} groups keeping ${keep}; experts must split into groups of 2 or more`);
+  }
+  const perWarpBytes = (3 * a.E + 2 * G) * 4;
+  const warps = Math.min(4, Math.floor(STATIC_SHARED_LIMIT / perWarpBytes));
+  if (warps < 1) fail('unsupported', `route on cuda supports up to ${Math.floor(STATIC_SHARED_LIMIT / 12)} experts; got ${a.E}`);
+  if (a.T === 0) return;
+  const kernel = dev.kernel(ROUTE, `route_${dtype}`, ['ptr', 'ptr', 'ptr', 'ptr', 'u64', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f64']);
+  const grid = Math.min(Math.ceil(a.T / warps), 2 ** 31 - 1);
+  dev.launch(kernel, grid, warps * 32, [
+    a.weights, a.experts, a.logits, a.bias, a.T, a.E, K, SCORING[spec.scoring], G, keep, spec.normalize ? 1 : 0, spec.scale ?? 1,
+  ], warps * perWarpBytes);
+}
+
+/** Stable counting sort of N expert ids into slots i32 [N] and offsets i32 [E + 1]; three launches. */
+export function sortByExpertInto(dev: CudaDevice, slots: number, offsets: number, experts: number, N: number, E: number): void {
+  if (E * 4 > STATIC_SHARED_LIMIT) fail('unsupported', `sortByExpert on cuda supports up to ${STATIC_SHARED_LIMIT / 4} experts; got ${E}`);
+  if (N >= 2 ** 31) fail('unsupported', `sortByExpert on cuda supports fewer than 2^31 slots; got ${N}`);
+  const chunks = Math.max(1, Math.ceil(N / SORT_CHUNK));
+  const counts = dev.alloc(chunks * E * 4); // i32 [C, E]
+  try {
+    dev.launch(dev.kernel(DISPATCH, 'sort_count', ['ptr', 'ptr', 'u64', 'i32']), chunks, 256, [counts.pointer, experts, N, E], E * 4);
+    dev.launch(dev.kernel(DISPATCH, 'sort_offsets', ['ptr', 'ptr', 'i32', 'i32']), 1, 1024, [offsets, counts.pointer, chunks, E], E * 4);
+    if (N > 0) {
+      dev.launch(dev.kernel(DISPATCH, 'sort_scatter', ['ptr', 'ptr', 'ptr', 'u64', 'i32']), chunks, 32, [slots, experts, counts.pointer, N, E], E * 4);
+    }
+  } finally {
+    dev.allocator.release(counts);
+  }
+}
+
+/** out [N, D] row n = x [T, D] row slots[n] / K. */
+export function gatherRowsInto(dev: CudaDevice, dtype: FloatDType, out: number, x: number, slots: number, K: number, N: number, D: number): void {
+  if (N === 0 || D === 0) return;
+  const kernel = dev.kernel(DISPATCH, `gather_rows_${dtype}`, ['ptr', 'ptr', 'ptr', 'i32', 'u64', 'u64']);
+  dev.launch(kernel, Math.min(N, dev.info.multiprocessors * 32), rowThreads(D), [out, x, slots, K, N, D]);
+}
+
+/**
+ * out [T, D] = Σ weights.flat[s] · y[n] over sorted rows n with slot s = slots[n] of token t: the slots are inverted
+ * into each slot's sorted row, then each token sums its K rows in sorted order (deterministic, no atomics).
+ */
+export function scatterAddWeightedInto(
+  dev: CudaDevice, dtype: FloatDType, out: number, y: number, slots: number, weights: number, N: number, T: number, K: number, D: number,
+): void {
+  if (K > MAX_SCATTER_TOPK) fail('unsupported', `scatterAddWeighted on cuda supports up to ${MAX_SCATTER_TOPK} experts per token; got ${K}`);
+  if (T * K >= 2 ** 31) fail('unsupported', `scatterAddWeighted on cuda supports fewer than 2^31 slots; got ${T * K}`);
+  if (T === 0 || D === 0) return;
+  const position = dev.alloc(T * K * 4); // i32 [T*K]: each slot's sorted row, -1 for none
+  try {
+    dev.driver.fillBytes(position.pointer, 0xff, T * K * 4, dev.stream);
+    if (N > 0) dev.launchElementwise(dev.kernel(DISPATCH, 'invert_slots', ['ptr', 'ptr', 'u64', 'u64']), N, [position.pointer, slots, N, T * K]);
+    const kernel = dev.kernel(DISPATCH, `scatter_add_weighted_${dtype}`, ['ptr', 'ptr', 'ptr', 'ptr', 'i32', 'u64', 'u64']);
+    dev.launch(kernel, Math.min(T, dev.info.multiprocessors * 32), Math.max(rowThreads(D), roundUp32(K)), [out, y, position.pointer, weights, K, T, D]);
+  } finally {
+    dev.allocator.release(position);
+  }
+}
+
+export interface GroupedLinearArgs {
+  out: number; // [N, Nout]
+  x: number; // [N, Kin]
+  w: number; // [E, Nout, Kin], x's dtype
+  bias: number; // f32 [E, Nout], or 0 for none
+  offsets: number; // i32 [E + 1]
+  N: number;
+  E: number;
+  Kin: number;
+  Nout: number;
+}
+
+/** All experts' GEMMs in one launch: blocks over (expert, row tile, column tile), found on the device. */
+export function groupedLinearInto(dev: CudaDevice, dtype: FloatDType, a: GroupedLinearArgs): void {
+  if (a.N === 0 || a.Nout === 0) return;
+  const colTiles = Math.ceil(a.Nout / GROUPED_TILE);
+  const rowTiles = Math.ceil(a.N / GROUPED_TILE) + a.E;
+  const grid = rowTiles * colTiles;
+  if (grid >= 2 ** 31) fail('unsupported', `groupedLinear on cuda: ${a.N} rows × ${a.Nout} outputs over ${a.E} experts is too large for one grid`);
+  const kernel = dev.kernel(GROUPED, `grouped_linear_${dtype}`, ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'u64', 'u64', 'u64', 'i32']);
+  dev.launch(kernel, grid, GROUPED_THREADS, [a.out, a.x, a.w, a.bias, a.offsets, a.E, a.N, a.Nout, a.Kin, colTiles]);
+}
+
+/** Threads for a kernel that walks a row of D elements: a multiple of 32, at most 256. */
+function rowThreads(D: number): number {
+  return Math.min(256, roundUp32(D));
+}
+
+function roundUp32(n: number): number {
+  return Math.max(32, Math.ceil(n / 32) * 32);
+}

@@ -1,0 +1,183 @@
+// Row and activation kernels: rms_norm, softmax (last dim), silu_mul and clamped_glu (SwiGLU on a fused gate/up
+// projection; GPT-OSS's clamped form) and rope, for f32, bf16 and f16 storage. Each reproduces the CPU reference
+// (src/backend/cpu/elementwise.ts, rope-attention.ts) step by step and rounds once to the output dtype, to nearest
+// even. Named <op>_<dtype> (rms_norm_<x>_<w>: the weight may have its own dtype), extern "C".
+//
+// This file is the "kernels" half; the launchers are in norm-rope.ts beside it. Compiled by NVRTC at run time
+// (see ../compile-cache.ts): no #include; bf16 and f16 are converted with PTX cvt instructions.
+//
+// rms_norm and softmax run one block per row (blocks stride over the rows), with a block-wide reduction; they need
+// blockDim.x to be a multiple of 32 (the launchers use 256). The others are grid-stride loops over n outputs.
+// Indices are 64-bit.
+//
+// Legend: R = rows, D = row width, F = FFN width (x holds 2F: gate half, then up half), T = tokens, H = heads,
+// Dh = head dim, half = rotaryDim / 2 (rotating pairs per head).
+
+typedef unsigned long long u64;
+
+// ---- dtypes: storage type, widening load, narrowing store (as in elementwise.cu) -----------------------------
+struct F32 {
+  typedef float T;
+  static __device__ __forceinline__ float load(float v) { return v; }
+  static __device__ __forceinline__ float store(float v) { return v; }
+};
+
+struct BF16 {
+  typedef unsigned short T;
+  static __device__ __forceinline__ float load(unsigned short h) { return __uint_as_float((unsigned int)h << 16); }
+  static __device__ __forceinline__ unsigned short store(float f) {
+    unsigned short h;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+  }
+};
+
+struct F16 {
+  typedef unsigned short T;
+  static __device__ __forceinline__ float load(unsigned short h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+  }
+  static __device__ __forceinline__ unsigned short store(float f) {
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+  }
+};
+
+#define FOR_EACH_DTYPE(X) X(f32, F32) X(bf16, BF16) X(f16, F16)
+
+#define GRID_STRIDE(i, n) \
+  for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < (n); i += (u64)gridDim.x * blockDim.x)
+
+// ---- block reductions (every thread gets the result; the order is fixed, so results are deterministic) ------
+struct Sum {
+  template <typename V> static __device__ __forceinline__ V apply(V a, V b) { return a + b; }
+};
+// max that keeps NaN, as JavaScript's Math.max does (fmaxf would drop it).
+struct Max {
+  static __device__ __forceinline__ float apply(float a, float b) { return (a != a || a > b) ? a : b; }
+};
+
+template <typename Op, typename V>
+__device__ __forceinline__ V warp_reduce(V v) {
+  for (int offset = 16; offset > 0; offset >>= 1) v = Op::apply(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  return v;
+}
+
+// scratch: 32 values of shared memory. Safe to call several times in a row with the same scratch.
+template <typename Op, typename V>
+__device__ V block_reduce(V v, V identity, V* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_reduce<Op>(v);
+  __syncthreads();  // an earlier call's readers are done with scratch
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  return warp_reduce<Op>(lane < warps ? scratch[lane] : identity);
+}
+
+// ---- rms_norm -----------------------------------------------------------------------------------------------
+// out = w * f32(x * inv), inv = 1 / sqrt(Σx² / D + eps). As the CPU reference (JavaScript numbers), the sum of
+// squares and inv are float64 (each x² is exact there) and x * inv is rounded to f32; w * that is an f32 product.
+#define RMS_NORM_KERNEL(xname, X, wname, W)                                                                   \
+  extern "C" __global__ void rms_norm_##xname##_##wname(X::T* out, const X::T* x, const W::T* w, u64 rows,     \
+                                                        u64 cols, double eps) {                                \
+    __shared__ double scratch[32];                                                                            \
+    for (u64 r = blockIdx.x; r < rows; r += gridDim.x) {                                                      \
+      const X::T* xr = x + r * cols;                                                                          \
+      double squares = 0;                                                                                     \
+      for (u64 d = threadIdx.x; d < cols; d += blockDim.x) {                                                  \
+        const double v = X::load(xr[d]);                                                                      \
+        squares += v * v;                                                                                     \
+      }                                                                                                       \
+      squares = block_reduce<Sum>(squares, 0.0, scratch);                                                     \
+      const double inv = 1.0 / sqrt(squares / (double)cols + eps);                                            \
+      for (u64 d = threadIdx.x; d < cols; d += blockDim.x) {                                                  \
+        const float normed = (float)((double)X::load(xr[d]) * inv);                                           \
+        out[r * cols + d] = X::store(__fmul_rn(W::load(w[d]), normed));                                       \
+      }                                                                                                       \
+    }                                                                                                         \
+  }
+#define RMS_NORM_FOR_X(xname, X) \
+  RMS_NORM_KERNEL(xname, X, f32, F32) RMS_NORM_KERNEL(xname, X, bf16, BF16) RMS_NORM_KERNEL(xname, X, f16, F16)
+FOR_EACH_DTYPE(RMS_NORM_FOR_X)
+
+// ---- softmax over the last dim ------------------------------------------------------------------------------
+// Max-subtracted, in f32: e = exp(x - max), out = e / Σe. Three passes over the row (max, sum, write), so rows of
+// any length fit; exp is recomputed in the last pass (the same value, so it sums to what was divided by).
+#define SOFTMAX_KERNEL(name, D)                                                                               \
+  extern "C" __global__ void softmax_##name(D::T* out, const D::T* x, u64 rows, u64 cols) {                  \
+    __shared__ float scratch[32];                                                                             \
+    const float negInf = __int_as_float(0xff800000);                                                          \
+    for (u64 r = blockIdx.x; r < rows; r += gridDim.x) {                                                      \
+      const D::T* xr = x + r * cols;                                                                          \
+      float max = negInf;                                                                                     \
+      for (u64 d = threadIdx.x; d < cols; d += blockDim.x) max = Max::apply(max, D::load(xr[d]));             \
+      max = block_reduce<Max>(max, negInf, scratch);                                                          \
+      float sum = 0.0f;                                                                                       \
+      for (u64 d = threadIdx.x; d < cols; d += blockDim.x) sum += expf(D::load(xr[d]) - max);                \
+      sum = block_reduce<Sum>(sum, 0.0f, scratch);                                                            \
+      for (u64 d = threadIdx.x; d < cols; d += blockDim.x) {                                                  \
+        out[r * cols + d] = D::store(__fdiv_rn(expf(D::load(xr[d]) - max), sum));                             \
+      }                                                                                                       \
+    }                                                                                                         \
+  }
+FOR_EACH_DTYPE(SOFTMAX_KERNEL)
+
+// ---- SwiGLU on a fused projection -----------------------------------------------------------------------------
+// x [R, 2F] → out [R, F]: silu(gate) * up = gate / (1 + exp(-gate)) * up.
+#define SILU_MUL_KERNEL(name, D)                                                                              \
+  extern "C" __global__ void silu_mul_##name(D::T* out, const D::T* x, u64 ffn, u64 n) {                     \
+    GRID_STRIDE(i, n) {                                                                                       \
+      const u64 gateAt = (i / ffn) * 2 * ffn + i % ffn;                                                       \
+      const float gate = D::load(x[gateAt]), up = D::load(x[gateAt + ffn]);                                   \
+      out[i] = D::store(__fmul_rn(__fdiv_rn(gate, 1.0f + expf(-gate)), up));                                  \
+    }                                                                                                         \
+  }
+FOR_EACH_DTYPE(SILU_MUL_KERNEL)
+
+// GPT-OSS: g = min(gate, limit), u = clamp(up, ±limit), out = (u + 1) · g · σ(alpha · g). NaN passes through the
+// clamps (as Math.min/Math.max), hence comparisons rather than fminf/fmaxf.
+#define CLAMPED_GLU_KERNEL(name, D)                                                                           \
+  extern "C" __global__ void clamped_glu_##name(D::T* out, const D::T* x, float alpha, float limit, u64 ffn,  \
+                                                u64 n) {                                                      \
+    GRID_STRIDE(i, n) {                                                                                       \
+      const u64 gateAt = (i / ffn) * 2 * ffn + i % ffn;                                                       \
+      float g = D::load(x[gateAt]), u = D::load(x[gateAt + ffn]);                                             \
+      g = g > limit ? limit : g;                                                                              \
+      u = u < -limit ? -limit : (u > limit ? limit : u);                                                      \
+      const float glu = __fdiv_rn(g, 1.0f + expf(__fmul_rn(-alpha, g)));                                      \
+      out[i] = D::store(__fmul_rn(u + 1.0f, glu));                                                            \
+    }                                                                                                         \
+  }
+FOR_EACH_DTYPE(CLAMPED_GLU_KERNEL)
+
+// ---- rotary position embedding --------------------------------------------------------------------------------
+// x [T, H, Dh]; positions i32 [T]; invFreq f32 [half]. Each head has Dh - half work units: unit u < half rotates
+// pair u, (a, b) = (u, u + half) for 'half' pairing or (2u, 2u + 1) for interleaved; unit u ≥ half copies
+// element u + half (the dims past rotaryDim pass through). As the CPU: angle = f32(position · invFreq[u]),
+// cos and sin of it times attentionScaling rounded to f32, and the rotation formed from exact float64 products.
+#define ROPE_KERNEL(name, D)                                                                                  \
+  extern "C" __global__ void rope_##name(D::T* out, const D::T* x, const int* positions, const float* invFreq,\
+                                         u64 heads, u64 headDim, u64 half, int interleaved, double scaling,   \
+                                         u64 n) {                                                             \
+    const u64 units = headDim - half;                                                                         \
+    GRID_STRIDE(i, n) {                                                                                       \
+      const u64 row = i / units, u = i % units; /* row = t * H + h */                                         \
+      const u64 base = row * headDim;                                                                         \
+      if (u >= half) {                                                                                        \
+        out[base + u + half] = x[base + u + half];                                                            \
+        continue;                                                                                             \
+      }                                                                                                       \
+      const float angle = (float)((double)positions[row / heads] * (double)invFreq[u]);                      \
+      float sinA, cosA;                                                                                       \
+      sincosf(angle, &sinA, &cosA);                                                                           \
+      const double c = (float)((double)cosA * scaling), s = (float)((double)sinA * scaling);                  \
+      const u64 a = base + (interleaved ? 2 * u : u), b = base + (interleaved ? 2 * u + 1 : u + half);        \
+      const double xa = D::load(x[a]), xb = D::load(x[b]);                                                    \
+      out[a] = D::store((float)(xa * c - xb * s));                                                            \
+      out[b] = D::store((float)(xb * c + xa * s));                                                            \
+    }                                                                                                         \
+  }
+FOR_EACH_DTYPE(ROPE_KERNEL)
