@@ -57,4 +57,15 @@ describe('parity with transformers', () => {
       assert.deepEqual(tokens, expected.greedy.new_ids, `${name}: greedy continuation differs`);
     });
   }
+
+  // On a GPU the trained model also runs in bf16 (weights and activations), as it was trained: its greedy
+  // continuation must still be transformers'. (The CPU computes in f32 whatever the storage.)
+  it('default model in bf16: the greedy continuation matches', { skip: DEVICE === 'cpu' ? 'bf16 compute is a GPU path' : false }, async () => {
+    const expected = JSON.parse(readFileSync(join(FIXTURES, 'default', 'expected.json'), 'utf8')) as Expected;
+    const model = await loadModel(join(ROOT, expected.model_dir!), { device: DEVICE, dtype: 'bf16' });
+    const { tokens } = await generate(model, expected.greedy.prompt_ids, {
+      maxNewTokens: expected.greedy.new_ids.length, temperature: 0, stopTokenIds: [],
+    });
+    assert.deepEqual(tokens, expected.greedy.new_ids);
+  });
 });
