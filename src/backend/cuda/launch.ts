@@ -95,7 +95,7 @@ export class KernelModules {
   private module(source: KernelFile): Handle {
     let module = this.modules.get(source.file);
     if (!module) {
-      const text = readFileSync(fileURLToPath(new URL(`./kernels/${source.file}`, import.meta.url)), 'utf8');
+      const text = kernelSource(source.file);
       const arch = `sm_${this.computeCapability}${source.archSpecific ? 'a' : ''}`;
       const { cubin } = this.cache.compile({ source: text, name: source.file, arch, options: ['--std=c++17', '-lineinfo'] });
       module = this.driver.moduleLoad(cubin, source.file);
@@ -103,4 +103,13 @@ export class KernelModules {
     }
     return module;
   }
+}
+
+/**
+ * A kernel file's text with its `#include "x.cuh"` lines replaced by those files from kernels/ (NVRTC gets one
+ * self-contained source, so the cache key covers the headers too; nvcc resolves the same includes by itself).
+ */
+export function kernelSource(file: string): string {
+  const text = readFileSync(fileURLToPath(new URL(`./kernels/${file}`, import.meta.url)), 'utf8');
+  return text.replace(/^#include "([\w.-]+\.cuh)"$/gm, (_, header: string) => kernelSource(header).replace(/^#pragma once$/m, ''));
 }

@@ -20,7 +20,7 @@
 // The launcher half is attention.ts. Compiled by NVRTC: no #include; bf16/f16 converted with PTX cvt, as in
 // elementwise.cu (the dtype structs below are the same as there).
 
-typedef unsigned long long u64;
+#include "dtypes.cuh"
 typedef long long i64;
 
 #define BLOCK 128
@@ -28,35 +28,6 @@ typedef long long i64;
 #define WARPS (BLOCK / 32)
 
 // ---- dtypes: storage type, widening load, narrowing store ---------------------------------------------------
-struct F32 {
-  typedef float T;
-  static __device__ __forceinline__ float load(float v) { return v; }
-  static __device__ __forceinline__ float store(float v) { return v; }
-};
-
-struct BF16 {
-  typedef unsigned short T;
-  static __device__ __forceinline__ float load(unsigned short h) { return __uint_as_float((unsigned int)h << 16); }
-  static __device__ __forceinline__ unsigned short store(float f) {
-    unsigned short h;
-    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
-    return h;
-  }
-};
-
-struct F16 {
-  typedef unsigned short T;
-  static __device__ __forceinline__ float load(unsigned short h) {
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    return f;
-  }
-  static __device__ __forceinline__ unsigned short store(float f) {
-    unsigned short h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
-    return h;
-  }
-};
 
 // exp(x - m), 0 where m is -inf (nothing seen yet, and no sink): never NaN from -inf - -inf.
 #define NEG_INF __int_as_float(0xff800000u)

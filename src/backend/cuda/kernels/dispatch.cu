@@ -9,38 +9,9 @@
 // row per expert), sort_scatter (one warp per chunk walks its slots in order, 32 at a time, so equal experts keep
 // slot order). Expert ids outside [0, E) are skipped (route never makes them).
 
-typedef unsigned long long u64;
-#define FULL_MASK 0xffffffffu
+#include "dtypes.cuh"
 #define SORT_CHUNK 2048
 #define MAX_TOPK 64
-
-struct F32 {
-  typedef float T;
-  static __device__ __forceinline__ float load(float v) { return v; }
-  static __device__ __forceinline__ float store(float v) { return v; }
-};
-struct BF16 {
-  typedef unsigned short T;
-  static __device__ __forceinline__ float load(unsigned short h) { return __uint_as_float((unsigned int)h << 16); }
-  static __device__ __forceinline__ unsigned short store(float f) {
-    unsigned short h;
-    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
-    return h;
-  }
-};
-struct F16 {
-  typedef unsigned short T;
-  static __device__ __forceinline__ float load(unsigned short h) {
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    return f;
-  }
-  static __device__ __forceinline__ unsigned short store(float f) {
-    unsigned short h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
-    return h;
-  }
-};
 
 static __device__ __forceinline__ u64 min_u64(u64 a, u64 b) { return a < b ? a : b; }
 

@@ -9,43 +9,7 @@
 //
 // Every kernel is a grid-stride loop over n elements: any grid size covers any n.
 
-typedef unsigned long long u64;
-
-// ---- dtypes: storage type, widening load, narrowing store ---------------------------------------------------
-struct F32 {
-  typedef float T;
-  static __device__ __forceinline__ float load(float v) { return v; }
-  static __device__ __forceinline__ float store(float v) { return v; }
-};
-
-struct BF16 {
-  typedef unsigned short T;
-  static __device__ __forceinline__ float load(unsigned short h) { return __uint_as_float((unsigned int)h << 16); }
-  static __device__ __forceinline__ unsigned short store(float f) {
-    unsigned short h;
-    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
-    return h;
-  }
-};
-
-struct F16 {
-  typedef unsigned short T;
-  static __device__ __forceinline__ float load(unsigned short h) {
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    return f;
-  }
-  static __device__ __forceinline__ unsigned short store(float f) {
-    unsigned short h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
-    return h;
-  }
-};
-
-#define FOR_EACH_DTYPE(X) X(f32, F32) X(bf16, BF16) X(f16, F16)
-
-#define GRID_STRIDE(i, n) \
-  for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < (n); i += (u64)gridDim.x * blockDim.x)
+#include "dtypes.cuh"
 
 // ---- kernels ---------------------------------------------------------------------------------------------------
 #define BINARY_KERNEL(op, expr, name, D)                                                                      \

@@ -9,40 +9,11 @@
 //
 // Legend: N = routed rows, E = experts, Kin = input features, Nout = output features.
 
-typedef unsigned long long u64;
-#define FULL_MASK 0xffffffffu
+#include "dtypes.cuh"
 #define TILE_M 64
 #define TILE_N 64
 #define TILE_K 16
 #define THREADS 256  // 16 × 16 threads, each 4 × 4 outputs (rows ty + 16i, columns tx + 16j)
-
-struct F32 {
-  typedef float T;
-  static __device__ __forceinline__ float load(float v) { return v; }
-  static __device__ __forceinline__ float store(float v) { return v; }
-};
-struct BF16 {
-  typedef unsigned short T;
-  static __device__ __forceinline__ float load(unsigned short h) { return __uint_as_float((unsigned int)h << 16); }
-  static __device__ __forceinline__ unsigned short store(float f) {
-    unsigned short h;
-    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
-    return h;
-  }
-};
-struct F16 {
-  typedef unsigned short T;
-  static __device__ __forceinline__ float load(unsigned short h) {
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    return f;
-  }
-  static __device__ __forceinline__ unsigned short store(float f) {
-    unsigned short h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
-    return h;
-  }
-};
 
 // Where a block's work is: its expert (-1: none), first row, and the end of the expert's rows.
 struct TileSpot {

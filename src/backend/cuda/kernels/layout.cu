@@ -9,10 +9,7 @@
 // Legend: R = rows, C = columns, T = tokens, H = heads, A/B = per-head widths of the two parts, V = vocabulary,
 // D = row width.
 
-typedef unsigned long long u64;
-
-#define GRID_STRIDE(i, n) \
-  for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < (n); i += (u64)gridDim.x * blockDim.x)
+#include "dtypes.cuh"
 
 // <dtype name, storage bits type, bits of a quiet NaN (0 for i32, which has none)>
 #define FOR_EACH_LAYOUT_DTYPE(X) \

@@ -5,7 +5,7 @@
 //
 // Legend: n = elements.
 
-typedef unsigned long long u64;
+#include "dtypes.cuh"
 
 static __device__ __forceinline__ u64 splitmix64(u64 z) {
   z += 0x9e3779b97f4a7c15ull;

@@ -12,25 +12,7 @@
 //
 // Legend: T = tokens, E = experts, K = top-k (≤ 32), G = expert groups (0: none).
 
-typedef unsigned long long u64;
-#define FULL_MASK 0xffffffffu
-
-struct F32 {
-  typedef float T;
-  static __device__ __forceinline__ float load(float v) { return v; }
-};
-struct BF16 {
-  typedef unsigned short T;
-  static __device__ __forceinline__ float load(unsigned short h) { return __uint_as_float((unsigned int)h << 16); }
-};
-struct F16 {
-  typedef unsigned short T;
-  static __device__ __forceinline__ float load(unsigned short h) {
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    return f;
-  }
-};
+#include "dtypes.cuh"
 
 #define SCORING_SOFTMAX_TOPK 0
 #define SCORING_TOPK_SOFTMAX 1
