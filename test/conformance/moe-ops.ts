@@ -99,9 +99,13 @@ export function moeStageCases(ctx: SuiteContext): void {
 
     conformanceCase(ctx, 'groupedLinear: per-expert GEMM, experts with 0 rows', async (rng, tag, b) => {
       for (const dtype of ctx.dtypes) {
-        // Row counts per expert: empty first and last experts, one single-row expert, one with 31 rows.
-        for (const counts of [[0, 5, 1, 0, 31, 2, 0], [1], [0, 0, 9, 0], [0, 129, 3]]) {
-          const [Kin, Nout, E] = [33, 17, counts.length];
+        // Row counts per expert: empty first and last experts, one single-row expert, one with 31 rows; Kin 64 for
+        // 16-byte-aligned rows and an expert with more rows than a GEMV pass holds; N = 305 > 16·E for a tiled path.
+        const cases: [number[], number][] = [
+          [[0, 5, 1, 0, 31, 2, 0], 33], [[1], 33], [[0, 0, 9, 0], 33], [[0, 129, 3], 33], [[0, 20, 3, 0], 64], [[0, 300, 5], 33],
+        ];
+        for (const [counts, Kin] of cases) {
+          const [Nout, E] = [17, counts.length];
           const offsets = counts.reduce((o, c) => [...o, o.at(-1)! + c], [0]);
           const rows = offsets.at(-1)!;
           const x = randomTensor(b, rng, [rows, Kin], dtype);

@@ -22,6 +22,18 @@ const MAX_SCATTER_TOPK = 64;
 /** Must match grouped.cu. */
 const GROUPED_TILE = 64;
 const GROUPED_THREADS = 256;
+/** grouped_gemv (grouped.cu): GEMV_COLS output columns and GEMV_WARPS × 32 threads a block. */
+const GEMV_COLUMNS = 32;
+const GEMV_THREADS = 256;
+/**
+ * groupedLinear takes the GEMV kernel when N ≤ max(GEMV_MAX_ROWS, GEMV_ROWS_PER_EXPERT · E). The GEMV reads a hit
+ * expert's weights once per 8 of its rows at ~copy speed; the 64×64 tiles read them once per 64 rows but at CUDA-core
+ * speed with ≥ 87 % of each tile's multiply-adds wasted when an expert has ≤ 8 rows. So the GEMV wins whenever experts
+ * average ≤ 16 rows (two passes), and for any split of ≤ 256 rows (worst case one expert, 32 passes over its weights,
+ * about the FLOPs of one 64×64-tile pass at a similar CUDA-core rate). Decode (T·K rows, T ≤ 64) always takes it.
+ */
+const GEMV_MAX_ROWS = 256;
+const GEMV_ROWS_PER_EXPERT = 16;
 
 const SCORING = { 'softmax-topk': 0, 'topk-softmax': 1, sigmoid: 2 } as const;
 
@@ -111,15 +123,32 @@ export interface GroupedLinearArgs {
   Nout: number;
 }
 
-/** All experts' GEMMs in one launch: blocks over (expert, row tile, column tile), found on the device. */
+/**
+ * All experts' GEMMs in one launch. Few rows (decode): the GEMV kernel, blocks over (non-empty expert slot, column
+ * strip), at most min(E, N) experts can have rows. Otherwise blocks over (expert, row tile, column tile). Either way
+ * each block finds its expert from the offsets on the device (no host sync).
+ */
 export function groupedLinearInto(dev: CudaDevice, dtype: FloatDType, a: GroupedLinearArgs): void {
   if (a.N === 0 || a.Nout === 0) return;
+  if (a.N <= Math.max(GEMV_MAX_ROWS, GEMV_ROWS_PER_EXPERT * a.E)) {
+    groupedGemvInto(dev, dtype, a);
+    return;
+  }
   const colTiles = Math.ceil(a.Nout / GROUPED_TILE);
   const rowTiles = Math.ceil(a.N / GROUPED_TILE) + a.E;
   const grid = rowTiles * colTiles;
   if (grid >= 2 ** 31) fail('unsupported', `groupedLinear on cuda: ${a.N} rows × ${a.Nout} outputs over ${a.E} experts is too large for one grid`);
   const kernel = dev.kernel(GROUPED, `grouped_linear_${dtype}`, ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'u64', 'u64', 'u64', 'i32']);
   dev.launch(kernel, grid, GROUPED_THREADS, [a.out, a.x, a.w, a.bias, a.offsets, a.E, a.N, a.Nout, a.Kin, colTiles]);
+}
+
+/** The small-N path of groupedLinearInto (grouped_gemv_<dtype>, same arguments but column strips last). */
+function groupedGemvInto(dev: CudaDevice, dtype: FloatDType, a: GroupedLinearArgs): void {
+  const colStrips = Math.ceil(a.Nout / GEMV_COLUMNS);
+  const grid = colStrips * Math.max(1, Math.min(a.E, a.N));
+  if (grid >= 2 ** 31) fail('unsupported', `groupedLinear on cuda: ${a.Nout} outputs over ${a.E} experts is too large for one grid`);
+  const kernel = dev.kernel(GROUPED, `grouped_gemv_${dtype}`, ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'u64', 'u64', 'u64', 'i32']);
+  dev.launch(kernel, grid, GEMV_THREADS, [a.out, a.x, a.w, a.bias, a.offsets, a.E, a.N, a.Nout, a.Kin, colStrips]);
 }
 
 /** Threads for a kernel that walks a row of D elements: a multiple of 32, at most 256. */
