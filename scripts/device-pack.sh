@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what a GPU-machine run needs into .device/ (git-ignored) within the device tool's 64 MiB: runs
 # ../shared/device/prepare.sh (Node binary + on-device.sh), then replaces its node_modules archive with a slim one
-# holding only what the CUDA tests and benches load (tsx and its dependencies, esbuild for linux-x64, koffi's
+# holding only what the CUDA tests and benches load (tsx, esbuild for linux-x64, koffi's
 # linux-x64 binary). Then: device run with carry [".device"], command `source .device/on-device.sh && …`.
 # The tree plus .device must stay under 64 MiB: with test/fixtures and assets/ tracked it is over, so leave the
 # fixtures a run does not need out of that run (see src/backend/cuda/NOTES.md).
@@ -13,7 +13,7 @@ tar -C . -cf - \
   --exclude='koffi/build/koffi/darwin_*' --exclude='koffi/build/koffi/win32_*' --exclude='koffi/build/koffi/freebsd_*' \
   --exclude='koffi/build/koffi/openbsd_*' --exclude='koffi/build/koffi/musl_*' --exclude='koffi/build/koffi/linux_arm*' \
   --exclude='koffi/build/koffi/linux_ia32' --exclude='koffi/build/koffi/linux_loong64' --exclude='koffi/build/koffi/linux_riscv64d' \
-  node_modules/tsx node_modules/esbuild node_modules/@esbuild/linux-x64 node_modules/get-tsconfig \
-  node_modules/resolve-pkg-maps node_modules/koffi | xz -T0 -6 > .device/node_modules.tar.xz
+  node_modules/tsx node_modules/esbuild node_modules/@esbuild/linux-x64 \
+  node_modules/koffi | xz -T0 -6 > .device/node_modules.tar.xz
 tree=$(git ls-files -co --exclude-standard -z | du -cm --files0-from=- 2>/dev/null | tail -1 | cut -f1)
 echo ".device: $(du -sm .device | cut -f1) MiB; tree: ${tree} MiB (the device tool carries 64 MiB in all)"
