@@ -17,7 +17,7 @@ import type { ArchitectureSpec, FfnSpec, MlaSpec, MoeFfnSpec } from './spec.ts';
 interface Flavour {
   modelType: 'deepseek_v3' | 'deepseek_v2';
   defaults: { numExperts: number; sharedExperts: number; scale: number; firstDense: number; moeSize: number };
-  router(c: ModelConfig, numExperts: number, topK: number, scale: number): Pick<MoeFfnSpec, 'router' | 'selectionBias'>;
+  router(c: ModelConfig, numExperts: number, topK: number, scale: number): Pick<MoeFfnSpec, 'router' | 'selectionBias' | 'routerInF32'>;
   /** V3: rope_interleave (default true); V2 always rotates interleaved pairs (complex multiplication). */
   pairing(c: ModelConfig): RopeSpec['pairing'];
 }
@@ -37,7 +37,7 @@ const V3: Flavour = {
       scoring: 'sigmoid', topK, normalize: c.bool('norm_topk_prob', true), scale,
       ...(groups > 1 ? { groups: { count: groups, keep } } : {}),
     };
-    return { router, selectionBias: true };
+    return { router, selectionBias: true, routerInF32: true };
   },
   pairing: (c) => (c.bool('rope_interleave', true) ? 'interleaved' : 'half'),
 };
@@ -50,7 +50,7 @@ const V2: Flavour = {
     if (method !== 'greedy') {
       fail('unsupported', `${c.path}: DeepSeek-V2 topk_method "${method}" is not supported (group max-scoring); moets runs "greedy" V2 routing and DeepSeek-V3's group-limited routing`);
     }
-    return { router: { scoring: 'softmax-topk', topK, normalize: false, scale } };
+    return { router: { scoring: 'softmax-topk', topK, normalize: false, scale }, routerInF32: true };
   },
   pairing: () => 'interleaved',
 };

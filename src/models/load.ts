@@ -108,9 +108,9 @@ function moeLayer(backend: Backend, ffn: Extract<ArchitectureSpec['layers'][numb
   const { numExperts: E, expertIntermediateSize: F } = ffn;
   const shared = ffn.sharedExpert;
   return new MoeLayer(backend, ffn, {
-    router: r.tensor(`${p}.gate.weight`, [E, D]),
+    router: r.tensor(`${p}.gate.weight`, [E, D], ffn.routerInF32 ? 'f32' : undefined),
     ...(ffn.routerBias ? { routerBias: r.tensor(`${p}.gate.bias`, [E]) } : {}),
-    ...(ffn.selectionBias ? { selectionBias: r.tensor(`${p}.gate.e_score_correction_bias`, [E]) } : {}),
+    ...(ffn.selectionBias ? { selectionBias: r.tensor(`${p}.gate.e_score_correction_bias`, [E], 'f32') } : {}),
     ...r.experts(`${p}.experts`, E, F, D),
     ...(ffn.expertBias ? { gateUpBias: r.tensor(`${p}.experts.gate_up_proj_bias`, [E, 2 * F]), downBias: r.tensor(`${p}.experts.down_proj_bias`, [E, D]) } : {}),
     ...(shared ? { shared: r.swiGlu(`${p}.shared_expert`, shared.intermediateSize, D) } : {}),

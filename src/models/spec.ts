@@ -49,7 +49,9 @@ export interface MoeFfnSpec {
   router: RouterSpec;
   /** Bias on the router's linear layer (GPT-OSS `router.bias`). */
   routerBias?: boolean;
-  /** Selection-only bias per expert (DeepSeek `gate.e_score_correction_bias`), see RouterSpec. */
+  /** Router logits from f32 copies of x and the router weight, whatever the compute dtype (DeepSeek). */
+  routerInF32?: boolean;
+  /** Selection-only bias per expert (DeepSeek `gate.e_score_correction_bias`, kept in f32), see RouterSpec. */
   selectionBias?: boolean;
   /** Biases on the experts' projections (GPT-OSS `gate_up_proj_bias`, `down_proj_bias`). */
   expertBias?: boolean;

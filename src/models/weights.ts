@@ -53,10 +53,11 @@ export class WeightReader {
   }
 
   /** The tensor `name` with exactly `shape`, converted to the compute dtype. */
-  tensor(name: string, shape: number[]): Tensor {
+  /** `as`: keep this tensor in another dtype than the compute dtype (f32 router weights). */
+  tensor(name: string, shape: number[], as: FloatDType = this.dtype): Tensor {
     const derive = this.derived.get(name);
     const { bytes, dtype } = derive ? derive(shape, this.stored) : this.raw(name, shape);
-    return this.backend.uploadBytes(bytes, dtype, shape, this.dtype);
+    return this.backend.uploadBytes(bytes, dtype, shape, as);
   }
 
   optional(name: string, shape: number[]): Tensor | undefined {

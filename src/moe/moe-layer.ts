@@ -45,7 +45,8 @@ export class MoeLayer {
     const b = this.backend;
     const T = x.dim(0);
     const K = this.spec.router.topK;
-    const logits = b.linear(x, this.w.router, this.w.routerBias);
+    const routerInput = this.spec.routerInF32 && x.dtype !== 'f32' ? b.cast(x, 'f32') : x;
+    const logits = b.linear(routerInput, this.w.router, this.w.routerBias);
     const { weights, experts } = b.route(logits, this.spec.router, this.w.selectionBias);
     const { slots, offsets } = b.sortByExpert(experts, this.spec.numExperts);
     const rows = b.gatherRows(x, slots, K);
@@ -64,6 +65,7 @@ export class MoeLayer {
       });
     }
     for (const t of [logits, weights, experts, slots, offsets, rows, hidden, y]) t.dispose();
+    if (routerInput !== x) routerInput.dispose();
     return out;
   }
 }

@@ -111,4 +111,27 @@ describe('MoE layer', () => {
     await layer.forward(x, { observer: { onRouting: () => {} }, layer: 0, positions: new Int32Array(12) });
     assert.equal(reads, 2);
   });
+
+  it('routerInF32 routes bf16 activations from f32 logits (DeepSeek), as transformers does', async () => {
+    const [T, D, E, F] = [17, 24, 8, 6];
+    const spec: RouterSpec = { scoring: 'softmax-topk', topK: 2, normalize: false };
+    const rng = new Rng(21);
+    const b = new CpuBackend();
+    const xBf16 = b.cast(b.upload(rng.normals(T * D), [T, D], 'f32'), 'bf16');
+    const x = (await xBf16.read()) as Float32Array; // the bf16 values, widened exactly
+    const router = rng.normals(E * D, 0.5);
+    const layer = new MoeLayer(b, { kind: 'moe', numExperts: E, expertIntermediateSize: F, router: spec, routerInF32: true }, {
+      router: b.upload(router, [E, D], 'f32'),
+      gateUp: b.cast(b.upload(rng.normals(E * 2 * F * D, 0.2), [E, 2 * F, D], 'f32'), 'bf16'),
+      down: b.cast(b.upload(rng.normals(E * D * F, 0.2), [E, D, F], 'f32'), 'bf16'),
+    });
+    const seen: RoutingDecision[] = [];
+    await layer.forward(xBf16, { observer: { onRouting: (d) => seen.push(d) }, layer: 0, positions: new Int32Array(T) });
+    for (let t = 0; t < T; t++) {
+      plainRouting(x, router, D, E, spec, t).forEach((r, k) => {
+        assert.equal(seen[0]!.experts[t * 2 + k], r.expert);
+        assert.ok(Math.abs(seen[0]!.weights[t * 2 + k]! - r.weight) < 1e-6, `token ${t}: ${seen[0]!.weights[t * 2 + k]} vs ${r.weight}`);
+      });
+    }
+  });
 });
