@@ -17,8 +17,7 @@
 // into a probability, and each thread rescales and accumulates its own output dims (coalesced reads of v rows).
 // Dynamic shared memory: (Dh + Dv + 2 * TILE) floats.
 //
-// The launcher half is attention.ts. Compiled by NVRTC: no #include; bf16/f16 converted with PTX cvt, as in
-// elementwise.cu (the dtype structs below are the same as there).
+// The launcher half is attention.ts. Compiled by NVRTC; dtypes come from dtypes.cuh, which launch.ts inlines.
 
 #include "dtypes.cuh"
 typedef long long i64;

@@ -4,8 +4,8 @@
 // backend finds them by name.
 //
 // This file is the "kernels" half; the launchers (grid sizes, argument lists) are in elementwise.ts beside it.
-// Compiled by NVRTC at run time (see ../compile-cache.ts): no #include, so nothing depends on header paths;
-// bf16 and f16 are converted with the PTX cvt instructions.
+// Compiled by NVRTC at run time (see ../compile-cache.ts). The only include, dtypes.cuh, is inlined by launch.ts,
+// so nothing depends on header paths; bf16 and f16 are converted with the PTX cvt instructions there.
 //
 // Every kernel is a grid-stride loop over n elements: any grid size covers any n.
 

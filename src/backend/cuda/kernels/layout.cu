@@ -3,7 +3,7 @@
 // (and i32 for the two layout ops), extern "C" so the backend finds them by name.
 //
 // This file is the "kernels" half; the launchers are in layout.ts beside it. Compiled by NVRTC at run time
-// (see ../compile-cache.ts): no #include. Every kernel is a grid-stride loop over the n output elements, indexed in
+// (see ../compile-cache.ts), with dtypes.cuh inlined. Every kernel is a grid-stride loop over the n output elements, indexed in
 // 64 bits, so any grid size covers any n.
 //
 // Legend: R = rows, C = columns, T = tokens, H = heads, A/B = per-head widths of the two parts, V = vocabulary,

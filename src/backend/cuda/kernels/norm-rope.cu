@@ -4,7 +4,7 @@
 // even. Named <op>_<dtype> (rms_norm_<x>_<w>: the weight may have its own dtype), extern "C".
 //
 // This file is the "kernels" half; the launchers are in norm-rope.ts beside it. Compiled by NVRTC at run time
-// (see ../compile-cache.ts): no #include; bf16 and f16 are converted with PTX cvt instructions.
+// (see ../compile-cache.ts), with dtypes.cuh (bf16/f16 through PTX cvt) inlined by launch.ts.
 //
 // rms_norm and softmax run one block per row (blocks stride over the rows), with a block-wide reduction; they need
 // blockDim.x to be a multiple of 32 (the launchers use 256). The others are grid-stride loops over n outputs.

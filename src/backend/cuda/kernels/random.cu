@@ -1,7 +1,7 @@
 // Random fill on the device, for benchmarks that need gigabytes of random weights without a host upload.
 // Kernels fill_random_<dtype>: out[i] = std · z_i, with z_i a standard normal from a counter-based hash of (seed, i)
 // (splitmix64 → two uniforms → Box–Muller), so a fill is reproducible and independent of the grid.
-// Launchers in random.ts. Compiled by NVRTC: no #include.
+// Launchers in random.ts. Compiled by NVRTC; the shared dtypes.cuh is inlined by launch.ts.
 //
 // Legend: n = elements.
 
@@ -22,27 +22,10 @@ static __device__ __forceinline__ float hashed_normal(u64 seed, u64 i) {
   return sqrtf(-2.0f * __logf(u1)) * __cosf(6.283185307f * u2);
 }
 
-extern "C" __global__ void fill_random_f32(float* out, u64 n, u64 seed, double stddev) {
-  const float s = (float)stddev;
-  for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
-    out[i] = s * hashed_normal(seed, i);
+// Rounded once to the storage dtype by the shared D::store (dtypes.cuh), as every other kernel rounds.
+#define FILL_RANDOM_KERNEL(name, D)                                                                               \
+  extern "C" __global__ void fill_random_##name(D::T* out, u64 n, u64 seed, double stddev) {                      \
+    const float s = (float)stddev;                                                                                \
+    GRID_STRIDE(i, n) out[i] = D::store(s * hashed_normal(seed, i));                                              \
   }
-}
-
-extern "C" __global__ void fill_random_bf16(unsigned short* out, u64 n, u64 seed, double stddev) {
-  const float s = (float)stddev;
-  for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
-    unsigned short h;
-    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(s * hashed_normal(seed, i)));
-    out[i] = h;
-  }
-}
-
-extern "C" __global__ void fill_random_f16(unsigned short* out, u64 n, u64 seed, double stddev) {
-  const float s = (float)stddev;
-  for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
-    unsigned short h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(s * hashed_normal(seed, i)));
-    out[i] = h;
-  }
-}
+FOR_EACH_DTYPE(FILL_RANDOM_KERNEL)
