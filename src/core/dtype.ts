@@ -1,5 +1,5 @@
 // Element types a tensor can be stored in, their sizes, and exact conversions between float formats.
-// bf16 and f16 are kept as raw 16-bit patterns (Uint16Array); the CPU backend computes in f32.
+// bf16 and f16 are kept as raw 16-bit patterns (Uint16Array); the CPU backend computes in f32 (widening: widen.ts).
 
 export type FloatDType = 'f32' | 'bf16' | 'f16';
 export type DType = FloatDType | 'i32';
@@ -66,20 +66,6 @@ export function f32ToF16(x: number): number {
     if (r === 0x400) { r = 0; e++; if (e >= 31) return sign | 0x7c00; }
   }
   return sign | (e << 10) | r;
-}
-
-/** Widen a float host array of the given dtype to f32 (a copy for bf16/f16, the same array for f32). */
-export function toF32(data: HostArray, dtype: FloatDType): Float32Array {
-  if (dtype === 'f32') return data as Float32Array;
-  const src = data as Uint16Array;
-  const out = new Float32Array(src.length);
-  if (dtype === 'bf16') {
-    const outBits = new Uint32Array(out.buffer);
-    for (let i = 0; i < src.length; i++) outBits[i] = src[i]! << 16;
-  } else {
-    for (let i = 0; i < src.length; i++) out[i] = f16ToF32(src[i]!);
-  }
-  return out;
 }
 
 /** Narrow f32 values to a float dtype's host array (rounding to nearest even). */

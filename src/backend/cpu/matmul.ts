@@ -11,7 +11,7 @@
 // in float64), whichever path computes it. So results are bitwise deterministic and do not depend on M:
 // a row computed alone (decode) equals the same row computed inside a batch (prefill).
 import type { FloatDType, HostArray } from '../../core/dtype.ts';
-import { widenInto } from './widen.ts';
+import { widenInto } from '../../core/widen.ts';
 
 /** Weight rows in their storage dtype; row n starts at element offset + n*K. */
 export interface WeightRows {

@@ -4,7 +4,7 @@ import { DTYPE_BYTES, fromF32, isFloat, type DType, type FloatDType, type HostAr
 import { assert, fail } from '../../core/errors.ts';
 import { sizeOf, Tensor, type Shape, type Storage } from '../../core/tensor.ts';
 import type { WeightRows } from './matmul.ts';
-import { widen } from './widen.ts';
+import { widen } from '../../core/widen.ts';
 
 export class CpuStorage implements Storage {
   constructor(readonly data: HostArray) {}

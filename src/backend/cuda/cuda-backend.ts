@@ -9,7 +9,7 @@ import type { AttentionOptions, Backend, ClampedGlu, RopeOptions, RouterSpec } f
 import { DTYPE_BYTES, isFloat, type DType, type FloatDType, type HostArray } from '../../core/dtype.ts';
 import { assert, fail } from '../../core/errors.ts';
 import { sizeOf, Tensor, type Shape, type Storage } from '../../core/tensor.ts';
-import { widen } from '../cpu/widen.ts';
+import { widen } from '../../core/widen.ts';
 import type { DeviceBlock } from './allocator.ts';
 import { CudaDevice, type CudaDeviceOptions } from './device.ts';
 import {

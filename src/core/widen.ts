@@ -1,7 +1,8 @@
-// Fast widening of bf16/f16 bit patterns to f32 for the CPU kernels (exact: every bf16/f16 value is an f32).
+// Fast widening of bf16/f16 bit patterns to f32 (exact: every bf16/f16 value is an f32), for the CPU kernels and
+// for values read back to the host from any backend.
 // bf16 is the top half of an f32, so widening is a shift; f16 goes through a 65,536-entry table built once
-// from core/dtype's exact f16ToF32.
-import { f16ToF32, type FloatDType, type HostArray } from '../../core/dtype.ts';
+// from dtype.ts's exact f16ToF32.
+import { f16ToF32, type FloatDType, type HostArray } from './dtype.ts';
 
 let f16Table: Float32Array | undefined;
 
