@@ -50,9 +50,8 @@ export class Attention implements AttentionBlock {
       q = b.rmsNorm(q.reshape([T * H, Dh]), this.w.qNorm!, this.normEps);
       k = b.rmsNorm(k.reshape([T * Hkv, Dh]), this.w.kNorm!, this.normEps);
     }
-    const rope = { rotaryDim: this.spec.rope.rotaryDim, pairing: this.spec.rope.pairing, attentionScaling: this.spec.rope.attentionScaling };
-    q = b.rope(q.reshape([T, H, Dh]), positions, this.invFreq, rope);
-    k = b.rope(k.reshape([T, Hkv, Dh]), positions, this.invFreq, rope);
+    q = b.rope(q.reshape([T, H, Dh]), positions, this.invFreq, this.spec.rope);
+    k = b.rope(k.reshape([T, Hkv, Dh]), positions, this.invFreq, this.spec.rope);
     kv.append(b, k, v.reshape([T, Hkv, -1]), start, x.dtype as FloatDType);
     const out = b.attention(q, kv.keys!, kv.values!, {
       scale: this.spec.scale ?? 1 / Math.sqrt(Dh),

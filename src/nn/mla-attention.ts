@@ -111,7 +111,6 @@ export class MlaAttention implements AttentionBlock {
   }
 
   private rope(x: Tensor, positions: Tensor): Tensor {
-    const { rotaryDim, pairing, attentionScaling } = this.spec.rope;
-    return this.backend.rope(x, positions, this.invFreq, { rotaryDim, pairing, attentionScaling });
+    return this.backend.rope(x, positions, this.invFreq, this.spec.rope);
   }
 }

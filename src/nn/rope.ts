@@ -1,14 +1,13 @@
 // Rotary position embedding parameters: the inverse frequencies and attention factor of each Hugging Face
 // rope_type (default, linear, llama3, yarn), computed in f32 as transformers' modeling_rope_utils does.
+import type { RopeOptions } from '../backend/backend.ts';
 import { fail } from '../core/errors.ts';
 import type { ModelConfig } from '../io/config.ts';
 
-export interface RopeSpec {
+/** A model's RoPE: the backend's RopeOptions (rotaryDim, pairing, attentionScaling) plus its frequencies. */
+export interface RopeSpec extends RopeOptions {
   /** f32 [rotaryDim / 2]: angle of pair i at position p is p * invFreq[i]. */
   invFreq: Float32Array;
-  rotaryDim: number;
-  attentionScaling: number;
-  pairing: 'half' | 'interleaved';
   /** For inspect and error messages. */
   type: string;
   theta: number;
