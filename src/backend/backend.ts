@@ -3,8 +3,14 @@
 // only `read` waits for results. Every backend must pass test/conformance.
 //
 // Legend for shapes: T = tokens, D = hidden/feature size, H = heads, Hkv = key/value heads, Dh = head dim,
-// S = cached positions, E = experts, K = experts per token (top-k), N = routed rows (T*K), F = expert FFN size.
+// Dv = value head dim, B = sequences in a batch, S = cache rows per sequence (its capacity), R = rows of a tensor,
+// E = experts, K = experts per token (top-k), N = routed rows (T*K), F = expert FFN size.
+//
+// Steps that repeat (decode) can be captured once and replayed (`capture`): on CUDA a graph whose kernel arguments
+// are baked in, so whatever changes from step to step is read from device memory (`positions`, `writeRows`' rows)
+// and written there with `write` before each replay.
 import type { DType, FloatDType, HostArray } from '../core/dtype.ts';
+import { assert } from '../core/errors.ts';
 import type { Shape, Tensor } from '../core/tensor.ts';
 
 export type DeviceName = 'cpu' | 'cuda';
@@ -47,14 +53,45 @@ export interface RopeOptions {
 export interface AttentionOptions {
   /** Multiplies q·k before softmax, usually 1/sqrt(Dh). */
   scale: number;
-  /** Absolute position of the first query; key j sits at position j. Causal: query i sees keys ≤ queryStart + i. */
-  queryStart: number;
-  /** How many cached keys/values are valid (the first kvLength rows of k and v). */
-  kvLength: number;
+  /**
+   * i32 [B, T]: the absolute position of each query; key row j of a sequence sits at position j. Query (b, t) at
+   * p = positions[b, t] sees key rows j of sequence b with 0 ≤ j ≤ p (with a window: p - window < j ≤ p). Rows
+   * past p are never read. The op reads the positions itself (from device memory on a GPU), so a captured step
+   * replays with new positions. Every p must be in [0, S).
+   */
+  positions: Tensor;
   /** Sliding window: a query at position p sees keys at positions > p - window. Undefined: no window. */
   window?: number;
   /** f32 [H]: a per-head logit that joins each softmax denominator but attends to nothing (GPT-OSS sinks). */
   sinks?: Tensor;
+}
+
+/** Sizes of one attention call: B sequences, T queries and S cache rows each, H/Hkv heads, Dh/Dv head dims. */
+export interface AttentionSizes {
+  B: number; T: number; S: number; H: number; Hkv: number; Dh: number; Dv: number;
+}
+
+/** The sizes of attention(q, k, v, opts), checked against each other (every backend's first step). */
+export function attentionSizes(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): AttentionSizes {
+  assert(q.rank === 4 && k.rank === 4 && v.rank === 4, `attention takes q [B, T, H, Dh], k [B, S, Hkv, Dh], v [B, S, Hkv, Dv]; got q ${q}, k ${k}, v ${v}`);
+  const [B, T, H, Dh] = [q.dim(0), q.dim(1), q.dim(2), q.dim(3)];
+  const [S, Hkv, Dv] = [k.dim(1), k.dim(2), v.dim(3)];
+  assert(k.dim(0) === B && v.dim(0) === B && v.dim(1) === S && v.dim(2) === Hkv && k.dim(3) === Dh && Hkv > 0 && H % Hkv === 0,
+    `attention: q ${q}, k ${k}, v ${v}`);
+  const p = opts.positions;
+  assert(p.dtype === 'i32' && p.rank === 2 && p.dim(0) === B && p.dim(1) === T, `attention: positions ${p} for q ${q}`);
+  return { B, T, S, H, Hkv, Dh, Dv };
+}
+
+/** A step recorded by Backend.capture. */
+export interface CapturedStep {
+  /**
+   * Runs the step again and gives its output. On CUDA it is the same tensor on every replay, holding the latest
+   * replay's values (read it before the next replay; do not dispose it: the step owns it). On the CPU a new one.
+   */
+  replay(): Promise<Tensor>;
+  /** Gives back what the step holds (the graph and the memory its ops use); its output is invalid afterwards. */
+  dispose(): void;
 }
 
 export interface Backend {
@@ -68,7 +105,21 @@ export interface Backend {
   zeros(shape: Shape, dtype: DType): Tensor;
   /** Values on the host: float dtypes widen to f32, i32 stays i32. Waits for queued work. */
   read(t: Tensor): Promise<Float32Array | Int32Array>;
+  /**
+   * Host values into an existing tensor (same element count, `data` typed as for upload), queued in stream order:
+   * work queued before sees the old values, work queued after the new ones. How a replayed step gets its inputs.
+   */
+  write(t: Tensor, data: HostArray): void;
   release(t: Tensor): void;
+
+  // ---- captured steps --------------------------------------------------------------------------------
+  /**
+   * Records `body` (ops on tensors that outlive the step) as one step to replay. The body must queue device work
+   * only: no read, upload or write (on CUDA those fail during capture), and everything that changes between
+   * replays must come from tensors it reads (fill them with `write` before each replay). Capturing runs nothing:
+   * the first replay does. On CUDA a graph (launch overhead gone); on the CPU each replay runs body again.
+   */
+  capture(body: () => Promise<Tensor>): Promise<CapturedStep>;
 
   // ---- elementwise and layout ------------------------------------------------------------------------
   cast(x: Tensor, dtype: FloatDType): Tensor;
@@ -91,8 +142,13 @@ export interface Backend {
   sliceColumns(x: Tensor, start: number, count: number): Tensor;
   /** a [T, H, A] and b [T, Hb, B] joined per head → [T, H, A+B]; Hb = 1 broadcasts b to every head (MLA's k_pe). */
   concatHeads(a: Tensor, b: Tensor): Tensor;
-  /** Write src [T, ...] into dst [S, ...] at rows [at, at+T), in place (KV cache append). */
+  /** Write src [T, ...] into dst [S, ...] at rows [at, at+T), in place (contiguous copies: KV cache growth). */
   copyRows(dst: Tensor, src: Tensor, at: number): void;
+  /**
+   * dst [R, ...] row rows[t] = src [T, ...] row t, in place (the KV cache append: rows = b · S + position); rows:
+   * i32 [T], read by the op itself (from device memory on a GPU), each in [0, R) and all different.
+   */
+  writeRows(dst: Tensor, src: Tensor, rows: Tensor): void;
 
   // ---- dense layers ----------------------------------------------------------------------------------
   /** x [T, Kin] · w [Nout, Kin]ᵀ (+ bias [Nout]) → [T, Nout], accumulated in f32. Output dtype = x's. */
@@ -103,7 +159,10 @@ export interface Backend {
   rmsNorm(x: Tensor, w: Tensor, eps: number): Tensor;
   /** x [T, H, Dh] rotated by position: angle = positions[t] * invFreq[i], invFreq: f32 [rotaryDim/2]. */
   rope(x: Tensor, positions: Tensor, invFreq: Tensor, opts: RopeOptions): Tensor;
-  /** Causal attention with grouped KV heads: q [T, H, Dh], k [S, Hkv, Dh], v [S, Hkv, Dv] → [T, H, Dv]. */
+  /**
+   * Causal attention with grouped KV heads, per sequence: q [B, T, H, Dh], k [B, S, Hkv, Dh], v [B, S, Hkv, Dv]
+   * → [B, T, H, Dv]; which keys each query sees comes from opts.positions (see AttentionOptions).
+   */
   attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Tensor;
   /** SwiGLU on a fused projection: x [R, 2F] (gate half, then up half) → silu(gate) * up, [R, F]; or ClampedGlu. */
   siluMul(x: Tensor, clamped?: ClampedGlu): Tensor;
@@ -126,4 +185,12 @@ export interface Backend {
   groupedLinear(x: Tensor, w: Tensor, offsets: Tensor, bias?: Tensor): Tensor;
   /** out[t] = Σ over sorted rows n of token t: weights.flat[slots[n]] * y[n]; y [N, D], weights [T, K] → [T, D]. */
   scatterAddWeighted(y: Tensor, slots: Tensor, weights: Tensor, numTokens: number): Tensor;
+
+  // ---- fill ------------------------------------------------------------------------------------------
+  /**
+   * A new tensor whose element i (row-major) is std · z_i rounded to `dtype`, z_i a standard normal from a
+   * counter-based hash of (seed, i): the same values on every backend and whatever the shape (cpu/random.ts says
+   * how). seed: an integer in [0, 2^53). For random weights made where they live (benchmarks of full-size models).
+   */
+  randomNormal(shape: Shape, dtype: FloatDType, seed: number, std: number): Tensor;
 }

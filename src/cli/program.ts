@@ -2,6 +2,7 @@
 // commander configured so that its own parse errors reach main.ts's handler as one-line usage errors.
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { benchCommand } from './bench.ts';
 import { chatCommand } from './chat.ts';
 import { commanderExitHandler } from './errors.ts';
 import { generateCommand } from './generate.ts';
@@ -37,7 +38,7 @@ export function buildProgram(): Command {
     .helpOption('-h, --help', 'show this help')
     .helpCommand('help [command]', 'show help for a command')
     .addHelpText('after', EXAMPLES);
-  for (const command of [generateCommand(), chatCommand(), logitsCommand(), inspectCommand()]) {
+  for (const command of [generateCommand(), chatCommand(), logitsCommand(), inspectCommand(), benchCommand()]) {
     program.addCommand(routeErrors(command, `moets ${command.name()}`).helpOption('-h, --help', 'show this help'));
   }
   return program;

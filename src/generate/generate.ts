@@ -1,10 +1,13 @@
 // The generation loop: prefill the prompt once, then decode one token at a time, reusing the model's KV
-// cache, until a stop token, the token budget or the model's longest sequence.
+// cache, until a stop token, the token budget or the model's longest sequence. The cache is allocated for prompt +
+// budget up front, and every step goes through a DecodeStepper, which replays the decode step as a captured graph
+// (decode-step.ts).
 //
 // P = prompt tokens, V = vocabulary size.
 import { randomInt } from 'node:crypto';
 import { assert, fail } from '../core/errors.ts';
 import type { CausalLM } from '../models/model.ts';
+import { DecodeStepper } from './decode-step.ts';
 import { SeededRandom, sampleToken, validateSamplingOptions, type SamplingOptions } from './sampling.ts';
 
 export interface GenerateOptions {
@@ -45,19 +48,24 @@ export async function generate(model: CausalLM, promptIds: readonly number[], op
   const tokens: number[] = [];
   if (budget === 0) return { tokens, finishReason: 'length', seed };
 
-  const cache = model.newCache();
-  let input = Int32Array.from(promptIds);
-  for (;;) {
-    const logits = await model.forward(input, cache, { lastTokens: 1 }); // logits: [1, V]
-    const row = await logits.read();
-    logits.dispose();
-    assert(row instanceof Float32Array && row.length === model.vocabSize, `logits of ${row.length} values, expected [1, ${model.vocabSize}]`);
-    const id = sampleToken(row, sampling, rng);
-    tokens.push(id);
-    await opts.onToken?.(id);
-    if (stopIds.has(id)) return { tokens, finishReason: 'eos', seed };
-    if (tokens.length === budget) return { tokens, finishReason: 'length', seed };
-    input = Int32Array.of(id);
+  // The last new token is never fed back, so the cache needs prompt + budget - 1 positions.
+  const cache = model.newCache({ capacity: promptIds.length + budget - 1 });
+  const stepper = new DecodeStepper(model, cache);
+  try {
+    let input = Int32Array.from(promptIds);
+    for (;;) {
+      const row = await stepper.step(input, 1); // logits: [1, V]
+      assert(row.length === model.vocabSize, `logits of ${row.length} values, expected [1, ${model.vocabSize}]`);
+      const id = sampleToken(row, sampling, rng);
+      tokens.push(id);
+      await opts.onToken?.(id);
+      if (stopIds.has(id)) return { tokens, finishReason: 'eos', seed };
+      if (tokens.length === budget) return { tokens, finishReason: 'length', seed };
+      input = Int32Array.of(id);
+    }
+  } finally {
+    stepper.dispose();
+    cache.dispose();
   }
 }
 

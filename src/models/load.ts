@@ -14,7 +14,7 @@ import { MoeLayer } from '../moe/moe-layer.ts';
 import { DecoderLM, type DecoderLayer } from './decoder.ts';
 import { architectureOf } from './registry.ts';
 import type { ArchitectureSpec } from './spec.ts';
-import { WeightReader } from './weights.ts';
+import { WeightReader, type Weights } from './weights.ts';
 
 /** The small MoE checkpoint shipped with moets (see assets/default-model/README.md). */
 export const DEFAULT_MODEL_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'assets', 'default-model');
@@ -38,7 +38,8 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<De
   }
 }
 
-function buildDecoder(backend: Backend, spec: ArchitectureSpec, r: WeightReader): DecoderLM {
+/** The model `spec` describes, its weights read through `r` (a checkpoint, or random-weights.ts). */
+export function buildDecoder(backend: Backend, spec: ArchitectureSpec, r: Weights): DecoderLM {
   const { hiddenSize: D, vocabSize: V } = spec;
   const embed = r.tensor('model.embed_tokens.weight', [V, D]);
   const lmHead = spec.tieWordEmbeddings && !r.has('lm_head.weight') ? embed : r.tensor('lm_head.weight', [V, D]);
@@ -57,13 +58,13 @@ function buildDecoder(backend: Backend, spec: ArchitectureSpec, r: WeightReader)
   return new DecoderLM(backend, spec, { embed, lmHead, finalNorm: r.tensor('model.norm.weight', [D]), layers });
 }
 
-function attentionBlock(backend: Backend, spec: ArchitectureSpec, r: WeightReader, p: string, invFreq: Tensor, window: number | undefined): AttentionBlock {
+function attentionBlock(backend: Backend, spec: ArchitectureSpec, r: Weights, p: string, invFreq: Tensor, window: number | undefined): AttentionBlock {
   if (spec.attention.mla) return new MlaAttention(backend, spec.attention, mlaWeights(spec, r, p), invFreq);
   return new Attention(backend, spec.attention, attentionWeights(spec, r, p), invFreq, spec.rmsNormEps, window);
 }
 
 /** Multi-head latent attention weights (DeepSeek); qkvBias: biases on q_a_proj and kv_a_proj_with_mqa. */
-function mlaWeights(spec: ArchitectureSpec, r: WeightReader, p: string): MlaWeights {
+function mlaWeights(spec: ArchitectureSpec, r: Weights, p: string): MlaWeights {
   const a = spec.attention;
   const m = a.mla!;
   const [D, H, R, Rq] = [spec.hiddenSize, a.numHeads, m.kvLoraRank, m.qLoraRank];
@@ -85,7 +86,7 @@ function mlaWeights(spec: ArchitectureSpec, r: WeightReader, p: string): MlaWeig
   };
 }
 
-function attentionWeights(spec: ArchitectureSpec, r: WeightReader, p: string) {
+function attentionWeights(spec: ArchitectureSpec, r: Weights, p: string) {
   const a = spec.attention;
   const [D, qOut, kvOut] = [spec.hiddenSize, a.numHeads * a.headDim, a.numKvHeads * a.headDim];
   const bias = (name: string, n: number, wanted: boolean) => (wanted ? { [name]: r.tensor(`${p}.${name.slice(0, 1)}_proj.bias`, [n]) } : {});
@@ -104,7 +105,7 @@ function attentionWeights(spec: ArchitectureSpec, r: WeightReader, p: string) {
   };
 }
 
-function moeLayer(backend: Backend, ffn: Extract<ArchitectureSpec['layers'][number]['ffn'], { kind: 'moe' }>, r: WeightReader, p: string, D: number): MoeLayer {
+function moeLayer(backend: Backend, ffn: Extract<ArchitectureSpec['layers'][number]['ffn'], { kind: 'moe' }>, r: Weights, p: string, D: number): MoeLayer {
   const { numExperts: E, expertIntermediateSize: F } = ffn;
   const shared = ffn.sharedExpert;
   return new MoeLayer(backend, ffn, {

@@ -25,7 +25,19 @@ export interface StoredTensors {
 /** A canonical tensor of `shape` built from differently laid-out stored tensors. */
 export type DerivedTensor = (shape: number[], stored: StoredTensors) => RawTensor;
 
-export class WeightReader {
+/**
+ * What the model builder (load.ts) reads weights through: a checkpoint (WeightReader) or generated weights
+ * (random-weights.ts). Tensors come back on the builder's backend in the compute dtype unless `as` says otherwise.
+ */
+export interface Weights {
+  has(name: string): boolean;
+  tensor(name: string, shape: number[], as?: FloatDType): Tensor;
+  optional(name: string, shape: number[]): Tensor | undefined;
+  swiGlu(prefix: string, F: number, D: number): SwiGluWeights;
+  experts(prefix: string, E: number, F: number, D: number): { gateUp: Tensor; down: Tensor };
+}
+
+export class WeightReader implements Weights {
   /** canonical name → name in the checkpoint */
   private readonly names = new Map<string, string>();
   /** canonical name → how to build it from stored tensors in another layout (expertFormat) */

@@ -1,12 +1,15 @@
 // Causal self-attention with grouped KV heads, RoPE, optional q/k RMSNorm, qkv clipping and sliding window.
 // Follows transformers' Llama-family attention (modeling_mixtral.py, modeling_qwen3_moe.py, modeling_olmoe.py).
 //
-// x: [T, D]  T = new tokens, D = hidden, H = query heads, Hkv = key/value heads, Dh = head dim.
+// Every step reads its positions and cache rows from device tensors (StepContext), never from host numbers, so a
+// captured step replays correctly with new ones.
+//
+// x: [N, D]  N = B·T rows, B = sequences, T = new tokens per sequence, D = hidden, H = query heads,
+// Hkv = key/value heads, Dh = head dim, Dv = value head dim, S = cache capacity per sequence.
 import type { Backend } from '../backend/backend.ts';
-import type { FloatDType } from '../core/dtype.ts';
 import type { Tensor } from '../core/tensor.ts';
 import type { AttentionSpec } from '../models/spec.ts';
-import type { LayerKV } from './kv-cache.ts';
+import type { LayerCacheShape, LayerKV } from './kv-cache.ts';
 
 export interface AttentionWeights {
   q: Tensor; k: Tensor; v: Tensor; o: Tensor;
@@ -17,9 +20,22 @@ export interface AttentionWeights {
   sinks?: Tensor;
 }
 
+/** One step's view of the batch: sizes, and the device tensors that say where each new token goes. */
+export interface StepContext {
+  batch: number;
+  tokens: number;
+  /** i32 [B, T]: the absolute position of each new token. */
+  positions: Tensor;
+  /** i32 [B·T]: the cache row each new token's keys and values are written to (b·S + position). */
+  rows: Tensor;
+}
+
 /** What the decoder needs of an attention block (standard here; multi-head latent attention elsewhere). */
 export interface AttentionBlock {
-  forward(x: Tensor, positions: Tensor, kv: LayerKV, start: number): Tensor;
+  /** What this block caches per position. */
+  readonly cacheShape: LayerCacheShape;
+  /** x [B·T, D] → [B·T, D]; writes this step's keys/values into `kv` and attends over each sequence's cache. */
+  forward(x: Tensor, step: StepContext, kv: LayerKV): Tensor;
 }
 
 export class Attention implements AttentionBlock {
@@ -32,11 +48,15 @@ export class Attention implements AttentionBlock {
     private readonly slidingWindow: number | undefined,
   ) {}
 
-  /** x [T, D] at positions [start, start+T) → [T, D]; appends this call's keys/values to `kv`. */
-  forward(x: Tensor, positions: Tensor, kv: LayerKV, start: number): Tensor {
+  get cacheShape(): LayerCacheShape {
+    const { numKvHeads: Hkv, headDim: Dh } = this.spec;
+    return { keys: [Hkv, Dh], values: [Hkv, this.w.v.dim(0) / Hkv] };
+  }
+
+  forward(x: Tensor, step: StepContext, kv: LayerKV): Tensor {
     const b = this.backend;
     const { numHeads: H, numKvHeads: Hkv, headDim: Dh } = this.spec;
-    const T = x.dim(0);
+    const [B, T, N] = [step.batch, step.tokens, x.dim(0)];
     let q = b.linear(x, this.w.q, this.w.qBias);
     let k = b.linear(x, this.w.k, this.w.kBias);
     let v = b.linear(x, this.w.v, this.w.vBias);
@@ -47,19 +67,20 @@ export class Attention implements AttentionBlock {
     const clip = this.spec.clipQkv;
     if (clip !== undefined) [q, k, v] = [q, k, v].map((t) => b.clamp(t, -clip, clip)) as [Tensor, Tensor, Tensor];
     if (this.spec.qkNorm === 'per-head') {
-      q = b.rmsNorm(q.reshape([T * H, Dh]), this.w.qNorm!, this.normEps);
-      k = b.rmsNorm(k.reshape([T * Hkv, Dh]), this.w.kNorm!, this.normEps);
+      q = b.rmsNorm(q.reshape([N * H, Dh]), this.w.qNorm!, this.normEps);
+      k = b.rmsNorm(k.reshape([N * Hkv, Dh]), this.w.kNorm!, this.normEps);
     }
-    q = b.rope(q.reshape([T, H, Dh]), positions, this.invFreq, this.spec.rope);
-    k = b.rope(k.reshape([T, Hkv, Dh]), positions, this.invFreq, this.spec.rope);
-    kv.append(b, k, v.reshape([T, Hkv, -1]), start, x.dtype as FloatDType);
-    const out = b.attention(q, kv.keys!, kv.values!, {
+    const positions = step.positions.reshape([N]);
+    q = b.rope(q.reshape([N, H, Dh]), positions, this.invFreq, this.spec.rope);
+    k = b.rope(k.reshape([N, Hkv, Dh]), positions, this.invFreq, this.spec.rope);
+    kv.write(b, k, v.reshape([N, Hkv, -1]), step.rows);
+    const cached = kv.sequences();
+    const out = b.attention(q.reshape([B, T, H, Dh]), cached.keys, cached.values, {
       scale: this.spec.scale ?? 1 / Math.sqrt(Dh),
-      queryStart: start,
-      kvLength: start + T,
+      positions: step.positions,
       ...(this.slidingWindow !== undefined ? { window: this.slidingWindow } : {}),
       ...(this.w.sinks ? { sinks: this.w.sinks } : {}),
     });
-    return b.linear(out.reshape([T, -1]), this.w.o, this.w.oBias);
+    return b.linear(out.reshape([N, -1]), this.w.o, this.w.oBias);
   }
 }

@@ -8,20 +8,22 @@
 // that same permutation, so every q·k — and the attention output — is the same.
 //
 // KV cache: the LayerKV of an MLA layer holds the compressed latent (after kv_a_layernorm) in its `keys` slot,
-// [S, 1, R], and the rotated shared RoPE key in its `values` slot, [S, 1, Dr] — R + Dr numbers per position instead
-// of H·(Dqk + Dv). Each forward call expands the whole cached latent with kv_b_proj into per-head keys and values
-// (as transformers does after its cache update). Absorbing kv_b_proj into the query and output projections, which
-// avoids the expansion, is a later optimisation.
+// [B·S, 1, R], and the rotated shared RoPE key in its `values` slot, [B·S, 1, Dr] — R + Dr numbers per position
+// instead of H·(Dqk + Dv). Each forward call expands the cached latent with kv_b_proj into per-head keys and values
+// (as transformers does after its cache update) — all S rows of the storage, whatever the length, so no per-step
+// host number sizes a kernel (a captured step replays unchanged); attention reads only the rows up to each query's
+// position. Absorbing kv_b_proj into the query and output projections, which avoids the expansion, is a later
+// optimisation.
 //
-// x: [T, D]  T = new tokens, S = cached + new positions, D = hidden, H = heads, R = kv_lora_rank, Rq = q_lora_rank,
-// Dn = qk_nope_head_dim, Dr = qk_rope_head_dim, Dqk = Dn + Dr, Dv = v_head_dim.
+// x: [N, D]  N = B·T rows, B = sequences, T = new tokens per sequence, S = cache capacity per sequence, D = hidden,
+// H = heads, R = kv_lora_rank, Rq = q_lora_rank, Dn = qk_nope_head_dim, Dr = qk_rope_head_dim, Dqk = Dn + Dr,
+// Dv = v_head_dim.
 import type { Backend } from '../backend/backend.ts';
 import { assert } from '../core/errors.ts';
-import type { FloatDType } from '../core/dtype.ts';
 import type { Tensor } from '../core/tensor.ts';
 import type { AttentionSpec, MlaSpec } from '../models/spec.ts';
-import type { AttentionBlock } from './attention.ts';
-import type { LayerKV } from './kv-cache.ts';
+import type { AttentionBlock, StepContext } from './attention.ts';
+import type { LayerCacheShape, LayerKV } from './kv-cache.ts';
 
 /** transformers builds q_a_layernorm and kv_a_layernorm with RMSNorm's default eps, not config.rms_norm_eps. */
 export const LATENT_NORM_EPS = 1e-6;
@@ -53,40 +55,47 @@ export class MlaAttention implements AttentionBlock {
     this.mla = spec.mla;
   }
 
-  /** x [T, D] at positions [start, start+T) → [T, D]; appends this call's latent and k_pe to `kv`. */
-  forward(x: Tensor, positions: Tensor, kv: LayerKV, start: number): Tensor {
+  get cacheShape(): LayerCacheShape {
+    return { keys: [1, this.mla.kvLoraRank], values: [1, this.mla.qkRopeHeadDim] };
+  }
+
+  forward(x: Tensor, step: StepContext, kv: LayerKV): Tensor {
     const b = this.backend;
     const H = this.spec.numHeads;
     const { kvLoraRank: R, qkNopeHeadDim: Dn, qkRopeHeadDim: Dr, vHeadDim: Dv } = this.mla;
-    const [T, S] = [x.dim(0), start + x.dim(0)];
+    const [B, T, N] = [step.batch, step.tokens, x.dim(0)];
+    const positions = step.positions.reshape([N]);
 
-    const q = this.queries(x); // [T, H*Dqk]
-    const rows = q.reshape([T * H, Dn + Dr]);
+    const q = this.queries(x); // [N, H*Dqk]
+    const rows = q.reshape([N * H, Dn + Dr]);
     const qNope = b.sliceColumns(rows, 0, Dn);
     const qPeRaw = b.sliceColumns(rows, Dn, Dr);
-    const qPe = this.rope(qPeRaw.reshape([T, H, Dr]), positions);
-    const query = b.concatHeads(qNope.reshape([T, H, Dn]), qPe); // [T, H, Dqk]
+    const qPe = this.rope(qPeRaw.reshape([N, H, Dr]), positions);
+    const query = b.concatHeads(qNope.reshape([N, H, Dn]), qPe); // [N, H, Dqk]
 
-    const compressed = b.linear(x, this.w.kvA, this.w.kvABias); // [T, R + Dr]
+    const compressed = b.linear(x, this.w.kvA, this.w.kvABias); // [N, R + Dr]
     const [c, kPeRaw] = [b.sliceColumns(compressed, 0, R), b.sliceColumns(compressed, R, Dr)];
-    const latent = b.rmsNorm(c, this.w.kvNorm, LATENT_NORM_EPS); // [T, R]
-    const kPe = this.rope(kPeRaw.reshape([T, 1, Dr]), positions);
-    kv.append(b, latent.reshape([T, 1, R]), kPe, start, x.dtype as FloatDType);
+    const latent = b.rmsNorm(c, this.w.kvNorm, LATENT_NORM_EPS); // [N, R]
+    const kPe = this.rope(kPeRaw.reshape([N, 1, Dr]), positions);
+    kv.write(b, latent.reshape([N, 1, R]), kPe, step.rows);
 
-    const { keys, values } = this.expand(kv, S);
-    const out = b.attention(query, keys, values.reshape([S, H, Dv]), { scale: this.spec.scale ?? (Dn + Dr) ** -0.5, queryStart: start, kvLength: S });
+    const { keys, values } = this.expand(kv);
+    const S = keys.dim(0) / B;
+    const out = b.attention(query.reshape([B, T, H, Dn + Dr]), keys.reshape([B, S, H, Dn + Dr]), values.reshape([B, S, H, Dv]), {
+      scale: this.spec.scale ?? (Dn + Dr) ** -0.5, positions: step.positions,
+    });
     for (const t of [q, qNope, qPeRaw, qPe, query, compressed, c, kPeRaw, latent, kPe, keys, values]) t.dispose();
-    const y = b.linear(out.reshape([T, H * Dv]), this.w.o, this.w.oBias);
+    const y = b.linear(out.reshape([N, H * Dv]), this.w.o, this.w.oBias);
     out.dispose();
     return y;
   }
 
-  /** q [T, H*Dqk] from x [T, D]. */
+  /** q [N, H*Dqk] from x [N, D]. */
   private queries(x: Tensor): Tensor {
     const b = this.backend;
     const wq = this.w.query;
     if (wq.kind === 'full') return b.linear(x, wq.q);
-    const low = b.linear(x, wq.a, wq.aBias); // [T, Rq]
+    const low = b.linear(x, wq.a, wq.aBias); // [N, Rq]
     const normed = b.rmsNorm(low, wq.norm, LATENT_NORM_EPS);
     const q = b.linear(normed, wq.b);
     low.dispose();
@@ -94,19 +103,18 @@ export class MlaAttention implements AttentionBlock {
     return q;
   }
 
-  /** Cached latent [S, 1, R] and k_pe [S, 1, Dr] → keys [S, H, Dqk] (k_pe on every head) and values [S*H, Dv]. */
-  private expand(kv: LayerKV, S: number): { keys: Tensor; values: Tensor } {
+  /** Cached latent [B·S, 1, R] and k_pe [B·S, 1, Dr] → keys [B·S, H, Dqk] (k_pe on every head) and values [B·S·H, Dv]. */
+  private expand(kv: LayerKV): { keys: Tensor; values: Tensor } {
     const b = this.backend;
     const H = this.spec.numHeads;
     const { kvLoraRank: R, qkNopeHeadDim: Dn, vHeadDim: Dv } = this.mla;
-    const latent = b.sliceRows(kv.keys!, 0, S);
-    const kPe = b.sliceRows(kv.values!, 0, S);
-    const perHead = b.linear(latent.reshape([S, R]), this.w.kvB); // [S, H*(Dn + Dv)]
-    const rows = perHead.reshape([S * H, Dn + Dv]);
+    const rowsCached = kv.keys.dim(0); // B·S
+    const perHead = b.linear(kv.keys.reshape([rowsCached, R]), this.w.kvB); // [B·S, H*(Dn + Dv)]
+    const rows = perHead.reshape([rowsCached * H, Dn + Dv]);
     const kNope = b.sliceColumns(rows, 0, Dn);
-    const keys = b.concatHeads(kNope.reshape([S, H, Dn]), kPe);
+    const keys = b.concatHeads(kNope.reshape([rowsCached, H, Dn]), kv.values);
     const values = b.sliceColumns(rows, Dn, Dv);
-    for (const t of [latent, kPe, perHead, kNope]) t.dispose();
+    for (const t of [perHead, kNope]) t.dispose();
     return { keys, values };
   }
 

@@ -1,5 +1,7 @@
 // The conformance suite on the CUDA backend, plus what only CUDA has: exact agreement with the CPU where the
-// arithmetic is the same, memory reuse without cuMemAlloc per op, errors that name the failed call, NVRTC's log.
+// arithmetic is the same, memory reuse without cuMemAlloc per op, errors that name the failed call, NVRTC's log,
+// captured steps (CUDA graphs: no allocation per replay, host transfers refused inside a capture, the default
+// model's decode through graphs bitwise equal to plain steps).
 // Where CUDA cannot start (no GPU, no driver, a library missing) everything here is skipped with that one-line
 // reason, so CI stays green. Cases that need ops without a CUDA kernel yet (NOT_YET_ON_CUDA) are skipped with
 // "<op> not implemented on cuda yet"; every other case runs.
@@ -11,8 +13,10 @@ import { CudaCallError } from '../../src/backend/cuda/ffi.ts';
 import { NvrtcCompileError } from '../../src/backend/cuda/nvrtc.ts';
 import type { Backend } from '../../src/backend/backend.ts';
 import { MoetsError } from '../../src/core/errors.ts';
+import { DecodeStepper } from '../../src/generate/decode-step.ts';
+import { DEFAULT_MODEL_DIR, loadModel } from '../../src/models/load.ts';
 import { Rng } from '../util/random.ts';
-import { expectClose, expectExact, floatTensor, randomTensor, readFloat } from './check.ts';
+import { expectClose, expectExact, floatTensor, quantize, randomTensor, readFloat } from './check.ts';
 import { conformanceSuite } from './suite.ts';
 
 /** Cases whose names do not say which missing op they need. */
@@ -99,6 +103,52 @@ function cudaOnlyCases(b: CudaBackend): void {
       await x.read();
       assert.equal(b.device.allocator.stats.deviceAllocs, before.deviceAllocs);
       assert.equal(b.device.allocator.stats.reused, before.reused + 400);
+    });
+
+    it('a captured step allocates nothing per replay, and its output follows the inputs written before each', async () => {
+      const rng = new Rng(9105);
+      const x = randomTensor(b, rng, [129, 257], 'bf16').t;
+      const step = await b.capture(async () => b.sigmoid(b.add(b.scale(x, 0.5), x)));
+      try {
+        await (await step.replay()).read();
+        const before = { ...b.device.allocator.stats };
+        for (let i = 0; i < 100; i++) await step.replay();
+        const { stored } = quantize(rng.normals(129 * 257, 2), 'bf16');
+        b.write(x, stored);
+        const got = await readFloat(await step.replay(), 'replay');
+        assert.equal(b.device.allocator.stats.deviceAllocs, before.deviceAllocs);
+        const xCpu = cpu.upload(stored, [129, 257], 'bf16');
+        expectClose(got, await readFloat(cpu.sigmoid(cpu.add(cpu.scale(xCpu, 0.5), xCpu)), 'cpu'), 'bf16', 'replay after write');
+      } finally {
+        step.dispose();
+      }
+    });
+
+    it('read inside a capture is an internal error, and the stream runs eagerly afterwards', async () => {
+      const x = randomTensor(b, new Rng(9106), [33], 'f32').t;
+      await assert.rejects(b.capture(async () => { await b.add(x, x).read(); return x; }),
+        /^Error: internal error: read inside a CUDA graph capture/);
+      assert.equal(b.device.capturing, false);
+      expectExact(await readFloat(b.scale(x, 2), 'after'), (await readFloat(x, 'x')).map((v) => v * 2), 'eager after a failed capture');
+    });
+
+    it('the default model decodes through CUDA graphs (bf16, batch 2) exactly as through plain steps', async () => {
+      const model = await loadModel(DEFAULT_MODEL_DIR, { device: 'cuda', dtype: 'bf16' });
+      const rng = new Rng(9107);
+      const prompt = Int32Array.from({ length: 2 * 9 }, () => rng.int(model.vocabSize));
+      const steps = Array.from({ length: 12 }, () => Int32Array.from({ length: 2 }, () => rng.int(model.vocabSize)));
+      const runs: { logits: Float32Array[]; counts: DecodeStepper['counts'] }[] = [];
+      for (const graphs of [false, true]) {
+        const cache = model.newCache({ batch: 2, capacity: 9 + steps.length });
+        const stepper = new DecodeStepper(model, cache, { graphs });
+        const logits = [await stepper.step(prompt)];
+        for (const ids of steps) logits.push(await stepper.step(ids));
+        runs.push({ logits, counts: { ...stepper.counts } });
+        stepper.dispose();
+        cache.dispose();
+      }
+      assert.deepEqual(runs[1]!.counts, { replayed: steps.length - 1, plain: 2, captures: 1 });
+      runs[1]!.logits.forEach((row, n) => expectExact(row, runs[0]!.logits[n]!, `step ${n}`));
     });
 
     it('ops without a kernel say so', () => {

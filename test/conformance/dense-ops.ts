@@ -1,9 +1,10 @@
 // Conformance cases for dense layers: linear (with/without bias, odd sizes, K = 1, one row, several weight tiles),
 // embedding, rmsNorm, rope (both pairings, partial rotary, attention scaling), attention (GQA, decode against a
-// cache, chunked prefill, sliding window, Dv ≠ Dh) and siluMul.
+// cache, chunked prefill, sliding window, Dv ≠ Dh, positions given per query: out of order, several sequences,
+// sinks; cache rows past the positions hold garbage that must get no weight) and siluMul.
 //
-// Legend: M = rows of x, K = input features, N = output features, T = tokens, H = heads, Hkv = kv heads,
-// Dh = head dim, Dv = value dim, S = cache rows.
+// Legend: M = rows of x, K = input features, N = output features, B = sequences, T = tokens per sequence,
+// H = heads, Hkv = kv heads, Dh = head dim, Dv = value dim, S = cache rows per sequence.
 import { describe } from 'node:test';
 import type { AttentionOptions, RopeOptions } from '../../src/backend/backend.ts';
 import {
@@ -11,6 +12,7 @@ import {
   type SuiteContext,
 } from './check.ts';
 import { attentionRef, linearRef, rmsNormRef, ropeRef, siluMulRef } from './reference.ts';
+import type { Rng } from '../util/random.ts';
 
 /**
  * [M, K, N] for linear: odd sizes, one row, K = 1, N = 1, exact multiples of 4 and 8, more than one weight tile,
@@ -115,41 +117,68 @@ export function denseCases(ctx: SuiteContext): void {
 
 interface AttentionCase {
   name: string;
-  T: number; S: number; H: number; Hkv: number; Dh: number; Dv: number;
-  queryStart: number; kvLength: number; window?: number;
+  B: number; T: number; S: number; H: number; Hkv: number; Dh: number; Dv: number;
+  /** positions[b][t]: the absolute position of query t of sequence b. */
+  positions: number[][];
+  window?: number;
+  /** A per-head sink logit in every softmax (GPT-OSS). */
+  sinks?: boolean;
 }
 
+/** Positions start, start + 1, …, start + T - 1. */
+const run = (start: number, T: number): number[] => Array.from({ length: T }, (_, t) => start + t);
+
 const ATTENTION_CASES: AttentionCase[] = [
-  { name: 'prefill, GQA 6/2', T: 33, S: 33, H: 6, Hkv: 2, Dh: 16, Dv: 16, queryStart: 0, kvLength: 33 },
-  { name: 'decode against a cache', T: 1, S: 64, H: 6, Hkv: 2, Dh: 16, Dv: 16, queryStart: 40, kvLength: 41 },
-  { name: 'chunked prefill after a cache', T: 7, S: 31, H: 4, Hkv: 1, Dh: 8, Dv: 8, queryStart: 20, kvLength: 27 },
-  { name: 'multi-head (H = Hkv), odd head dim', T: 31, S: 31, H: 3, Hkv: 3, Dh: 17, Dv: 17, queryStart: 0, kvLength: 31 },
-  { name: 'sliding window, prefill', T: 31, S: 31, H: 6, Hkv: 3, Dh: 8, Dv: 8, queryStart: 0, kvLength: 31, window: 8 },
-  { name: 'sliding window, decode', T: 1, S: 40, H: 2, Hkv: 1, Dh: 8, Dv: 8, queryStart: 35, kvLength: 36, window: 5 },
-  { name: 'value dim differs from key dim', T: 9, S: 9, H: 4, Hkv: 2, Dh: 24, Dv: 16, queryStart: 0, kvLength: 9 },
-  { name: 'one token, one key', T: 1, S: 1, H: 2, Hkv: 1, Dh: 8, Dv: 8, queryStart: 0, kvLength: 1 },
-  { name: 'long prefill, head dim 64', T: 130, S: 130, H: 4, Hkv: 2, Dh: 64, Dv: 64, queryStart: 0, kvLength: 130 },
-  { name: 'decode against a long cache', T: 1, S: 320, H: 8, Hkv: 2, Dh: 64, Dv: 64, queryStart: 300, kvLength: 301 },
-  { name: 'sliding window, long prefill', T: 129, S: 129, H: 2, Hkv: 1, Dh: 32, Dv: 32, queryStart: 0, kvLength: 129, window: 48 },
+  { name: 'prefill, GQA 6/2', B: 1, T: 33, S: 33, H: 6, Hkv: 2, Dh: 16, Dv: 16, positions: [run(0, 33)] },
+  { name: 'decode against a cache', B: 1, T: 1, S: 64, H: 6, Hkv: 2, Dh: 16, Dv: 16, positions: [[40]] },
+  { name: 'chunked prefill after a cache', B: 1, T: 7, S: 31, H: 4, Hkv: 1, Dh: 8, Dv: 8, positions: [run(20, 7)] },
+  { name: 'multi-head (H = Hkv), odd head dim', B: 1, T: 31, S: 31, H: 3, Hkv: 3, Dh: 17, Dv: 17, positions: [run(0, 31)] },
+  { name: 'sliding window, prefill', B: 1, T: 31, S: 31, H: 6, Hkv: 3, Dh: 8, Dv: 8, positions: [run(0, 31)], window: 8 },
+  { name: 'sliding window, decode', B: 1, T: 1, S: 40, H: 2, Hkv: 1, Dh: 8, Dv: 8, positions: [[35]], window: 5 },
+  { name: 'value dim differs from key dim', B: 1, T: 9, S: 9, H: 4, Hkv: 2, Dh: 24, Dv: 16, positions: [run(0, 9)] },
+  { name: 'one token, one key', B: 1, T: 1, S: 1, H: 2, Hkv: 1, Dh: 8, Dv: 8, positions: [[0]] },
+  { name: 'long prefill, head dim 64', B: 1, T: 130, S: 130, H: 4, Hkv: 2, Dh: 64, Dv: 64, positions: [run(0, 130)] },
+  { name: 'decode against a long cache', B: 1, T: 1, S: 320, H: 8, Hkv: 2, Dh: 64, Dv: 64, positions: [[300]] },
+  { name: 'sliding window, long prefill', B: 1, T: 129, S: 129, H: 2, Hkv: 1, Dh: 32, Dv: 32, positions: [run(0, 129)], window: 48 },
+  { name: 'non-consecutive positions, out of order', B: 1, T: 6, S: 41, H: 4, Hkv: 2, Dh: 16, Dv: 16, positions: [[7, 0, 31, 3, 12, 31]] },
+  { name: 'batch of 3, each sequence at its own positions', B: 3, T: 2, S: 37, H: 4, Hkv: 2, Dh: 16, Dv: 16, positions: [run(0, 2), run(17, 2), run(35, 2)] },
+  { name: 'batch of 4, decode at the first and the last row', B: 4, T: 1, S: 131, H: 8, Hkv: 1, Dh: 32, Dv: 32, positions: [[0], [130], [64], [1]] },
+  { name: 'batch of 2, sliding window, decode in a large cache', B: 2, T: 1, S: 300, H: 8, Hkv: 2, Dh: 64, Dv: 64, positions: [[250], [9]], window: 33 },
+  { name: 'batch of 2, chunk, window and sinks, Dv ≠ Dh', B: 2, T: 3, S: 29, H: 6, Hkv: 2, Dh: 8, Dv: 12, positions: [run(4, 3), run(20, 3)], window: 6, sinks: true },
 ];
+
+/**
+ * k [B, S, Hkv, Dh] and v [B, S, Hkv, Dv] values: random in each sequence's rows up to its last position; past it
+ * the rows hold what no query may give weight to — NaN keys (poison any score that is not masked away) and large
+ * values (±500, visible in any output that weights them).
+ */
+function cacheValues(rng: Rng, c: AttentionCase, width: number, garbage: (i: number) => number): number[] {
+  const values: number[] = [];
+  for (let b = 0; b < c.B; b++) {
+    const used = Math.max(...c.positions[b]!) + 1;
+    values.push(...rng.normals(used * c.Hkv * width));
+    for (let i = used * c.Hkv * width; i < c.S * c.Hkv * width; i++) values.push(garbage(i));
+  }
+  return values;
+}
 
 export function attentionCases(ctx: SuiteContext): void {
   describe('attention', () => {
     for (const c of ATTENTION_CASES) {
       conformanceCase(ctx, `attention: ${c.name}`, async (rng, tag, b) => {
+        const positions = c.positions.flat();
         for (const dtype of ctx.dtypes) {
-          const q = randomTensor(b, rng, [c.T, c.H, c.Dh], dtype);
-          // Rows past kvLength hold stale values a kernel must not read: large ones, so reading them shows.
-          const kValues = [...rng.normals(c.kvLength * c.Hkv * c.Dh), ...new Array((c.S - c.kvLength) * c.Hkv * c.Dh).fill(300)];
-          const vValues = [...rng.normals(c.kvLength * c.Hkv * c.Dv), ...new Array((c.S - c.kvLength) * c.Hkv * c.Dv).fill(-500)];
-          const k = floatTensor(b, kValues, [c.S, c.Hkv, c.Dh], dtype);
-          const v = floatTensor(b, vValues, [c.S, c.Hkv, c.Dv], dtype);
-          const opts: AttentionOptions = { scale: 1 / Math.sqrt(c.Dh), queryStart: c.queryStart, kvLength: c.kvLength };
+          const q = randomTensor(b, rng, [c.B, c.T, c.H, c.Dh], dtype);
+          const k = floatTensor(b, cacheValues(rng, c, c.Dh, () => NaN), [c.B, c.S, c.Hkv, c.Dh], dtype);
+          const v = floatTensor(b, cacheValues(rng, c, c.Dv, (i) => (i % 2 ? 500 : -500)), [c.B, c.S, c.Hkv, c.Dv], dtype);
+          const sinks = c.sinks ? floatTensor(b, rng.normals(c.H, 1.5), [c.H], 'f32') : undefined;
+          const opts: AttentionOptions = { scale: 1 / Math.sqrt(c.Dh), positions: indexTensor(b, positions, [c.B, c.T]) };
           if (c.window !== undefined) opts.window = c.window;
+          if (sinks) opts.sinks = sinks.t;
           const y = b.attention(q.t, k.t, v.t, opts);
-          expectTensor(y, dtype, [c.T, c.H, c.Dv], tag);
-          const expected = attentionRef(q.held, k.held, v.held, c.T, c.H, c.Hkv, c.Dh, c.Dv, opts);
-          expectClose(await readFloat(y, tag), expected, dtype, tag);
+          expectTensor(y, dtype, [c.B, c.T, c.H, c.Dv], tag);
+          const expected = attentionRef(q.held, k.held, v.held, c, positions, opts, sinks?.held);
+          expectClose(await readFloat(y, tag), expected, dtype, `${tag} ${dtype}`);
         }
       });
     }

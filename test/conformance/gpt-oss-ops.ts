@@ -80,17 +80,19 @@ export function gptOssCases(ctx: SuiteContext): void {
     for (const c of SINK_CASES) {
       conformanceCase(ctx, `attention with sinks: ${c.name}`, async (rng, tag, b) => {
         for (const dtype of ctx.dtypes) {
-          const q = randomTensor(b, rng, [c.T, c.H, c.Dh], dtype);
+          // One sequence (B = 1) whose queries sit at positions queryStart + t.
+          const q = randomTensor(b, rng, [1, c.T, c.H, c.Dh], dtype);
           // Rows past kvLength hold stale values a kernel must not read.
-          const k = floatTensor(b, [...rng.normals(c.kvLength * c.Hkv * c.Dh), ...new Array((c.S - c.kvLength) * c.Hkv * c.Dh).fill(300)], [c.S, c.Hkv, c.Dh], dtype);
-          const v = floatTensor(b, [...rng.normals(c.kvLength * c.Hkv * c.Dv), ...new Array((c.S - c.kvLength) * c.Hkv * c.Dv).fill(-500)], [c.S, c.Hkv, c.Dv], dtype);
+          const k = floatTensor(b, [...rng.normals(c.kvLength * c.Hkv * c.Dh), ...new Array((c.S - c.kvLength) * c.Hkv * c.Dh).fill(300)], [1, c.S, c.Hkv, c.Dh], dtype);
+          const v = floatTensor(b, [...rng.normals(c.kvLength * c.Hkv * c.Dv), ...new Array((c.S - c.kvLength) * c.Hkv * c.Dv).fill(-500)], [1, c.S, c.Hkv, c.Dv], dtype);
           const sinkValues = Array.from(rng.normals(c.H, c.sinkScale));
           (c.extremes ?? []).forEach((s, h) => (sinkValues[h] = s));
           const sinks = floatTensor(b, sinkValues, [c.H], 'f32');
-          const opts: AttentionOptions = { scale: 1 / Math.sqrt(c.Dh), queryStart: c.queryStart, kvLength: c.kvLength, sinks: sinks.t };
+          const positions = indexTensor(b, Array.from({ length: c.T }, (_, t) => c.queryStart + t), [1, c.T]);
+          const opts: AttentionOptions = { scale: 1 / Math.sqrt(c.Dh), positions, sinks: sinks.t };
           if (c.window !== undefined) opts.window = c.window;
           const y = b.attention(q.t, k.t, v.t, opts);
-          expectTensor(y, dtype, [c.T, c.H, c.Dv], tag);
+          expectTensor(y, dtype, [1, c.T, c.H, c.Dv], tag);
           expectClose(await readFloat(y, tag), sinkAttentionRef(q.held, k.held, v.held, sinks.held, c, opts.scale), dtype, `${tag} ${dtype}`);
         }
       });

@@ -1,10 +1,11 @@
 // Conformance cases for memory and elementwise ops: upload/uploadBytes/read/zeros round trips (every bf16 and f16
-// code, round-to-nearest-even edge cases), cast, add, mul, scaleRows, sigmoid, softmax, sliceRows, copyRows.
+// code, round-to-nearest-even edge cases), write (in stream order), cast, add, mul, scaleRows, sigmoid, softmax,
+// sliceRows, copyRows, writeRows.
 import assert from 'node:assert/strict';
 import { describe } from 'node:test';
 import type { DType, FloatDType } from '../../src/core/dtype.ts';
 import {
-  conformanceCase, expectClose, expectExact, expectTensor, floatTensor, quantize, randomTensor,
+  conformanceCase, expectClose, expectExact, expectTensor, floatTensor, indexTensor, quantize, randomTensor,
   readFloat, readIndex, type SuiteContext,
 } from './check.ts';
 import { bf16BitsToNumber, f16BitsToNumber, roundToF32, sigmoid, softmaxRef } from './reference.ts';
@@ -183,6 +184,43 @@ export function elementwiseCases(ctx: SuiteContext): void {
           expectExact(await readFloat(cache.t, tag), expected, `${tag} ${dtype} at ${at}, ${T} rows`);
         }
       }
+    });
+
+    conformanceCase(ctx, 'writeRows writes rows given by an index tensor, in place', async (rng, tag, b) => {
+      const [R, H, Dh] = [41, 3, 5];
+      // Not consecutive, not sorted, the first and last rows among them.
+      for (const rows of [[40, 0, 17, 3, 18, 39, 1], [9], [2, 3, 4]]) {
+        for (const dtype of ctx.dtypes) {
+          const dst = randomTensor(b, rng, [R, H, Dh], dtype);
+          const src = randomTensor(b, rng, [rows.length, H, Dh], dtype);
+          b.writeRows(dst.t, src.t, indexTensor(b, rows));
+          const expected = Float64Array.from(dst.held);
+          rows.forEach((r, t) => expected.set(src.held.subarray(t * H * Dh, (t + 1) * H * Dh), r * H * Dh));
+          expectExact(await readFloat(dst.t, tag), expected, `${tag} ${dtype} rows [${rows}]`);
+        }
+        const ids = b.upload(Int32Array.from({ length: R * 2 }, (_, i) => i - 7), [R, 2], 'i32');
+        const expected = Int32Array.from({ length: R * 2 }, (_, i) => i - 7);
+        rows.forEach((r, t) => expected.set([-1000 - t, 1000 + t], r * 2));
+        b.writeRows(ids, b.upload(Int32Array.from(rows.flatMap((_, t) => [-1000 - t, 1000 + t])), [rows.length, 2], 'i32'), indexTensor(b, rows));
+        expectExact(await readIndex(ids, tag), expected, `${tag} i32 rows [${rows}]`);
+      }
+    });
+
+    conformanceCase(ctx, 'write puts host values into a tensor, in order with the ops around it', async (rng, tag, b) => {
+      for (const dtype of ctx.dtypes) {
+        const first = floatTensor(b, rng.normals(33), [3, 11], dtype);
+        const second = quantize(rng.normals(33), dtype);
+        const x = first.t;
+        const before = b.add(x, x); // queued before the write: sees the first values
+        b.write(x, second.stored);
+        const after = b.add(x, x); // queued after: sees the second
+        expectExact(await readFloat(before, tag), first.held.map((v) => roundToF32(2 * v)).map((v) => quantize([v], dtype).held[0]!), `${tag} ${dtype} before`);
+        expectExact(await readFloat(x, tag), second.held, `${tag} ${dtype} written`);
+        expectExact(await readFloat(after, tag), second.held.map((v) => quantize([roundToF32(2 * v)], dtype).held[0]!), `${tag} ${dtype} after`);
+      }
+      const ids = indexTensor(b, [1, 2, 3, 4]);
+      b.write(ids, Int32Array.of(-5, 0, 2 ** 31 - 1, -(2 ** 31)));
+      expectExact(await readIndex(ids, tag), [-5, 0, 2 ** 31 - 1, -(2 ** 31)], `${tag} i32`);
     });
 
     conformanceCase(ctx, 'bf16/f16 outputs are the rounded f32 results', async (rng, tag, b) => {

@@ -1,8 +1,11 @@
 // Conformance cases for the MoE stages one by one: route (softmax-topk, normalize on/off, ties), sortByExpert
-// (stable, offsets, empty experts), gatherRows, groupedLinear (experts with 0 rows), scatterAddWeighted.
+// (stable, offsets, empty experts), gatherRows, groupedLinear (experts with 0 rows; the edges of the tensor-core
+// tiles the CUDA backend uses for bf16/f16), scatterAddWeighted.
 //
 // Legend: T = tokens, E = experts, K = top-k, N = routed rows (T*K), D = features, Kin/Nout = expert GEMM sizes.
 import { describe } from 'node:test';
+import type { Backend } from '../../src/backend/backend.ts';
+import type { FloatDType } from '../../src/core/dtype.ts';
 import type { Rng } from '../util/random.ts';
 import {
   conformanceCase, expectClose, expectExact, expectTensor, floatTensor, indexTensor, randomTensor, readFloat,
@@ -100,25 +103,34 @@ export function moeStageCases(ctx: SuiteContext): void {
     conformanceCase(ctx, 'groupedLinear: per-expert GEMM, experts with 0 rows', async (rng, tag, b) => {
       for (const dtype of ctx.dtypes) {
         // Row counts per expert: empty first and last experts, one single-row expert, one with 31 rows; Kin 64 for
-        // 16-byte-aligned rows and an expert with more rows than a GEMV pass holds; N = 305 > 16·E for a tiled path.
+        // 16-byte-aligned rows and an expert with more rows than a GEMV pass holds (the GEMV in f32; on CUDA bf16/f16
+        // take the tensor-core tiles there); N = 305 > 16·E for the CUDA-core tiles (Kin 33: no tensor cores).
         const cases: [number[], number][] = [
           [[0, 5, 1, 0, 31, 2, 0], 33], [[1], 33], [[0, 0, 9, 0], 33], [[0, 129, 3], 33], [[0, 20, 3, 0], 64], [[0, 300, 5], 33],
         ];
-        for (const [counts, Kin] of cases) {
-          const [Nout, E] = [17, counts.length];
-          const offsets = counts.reduce((o, c) => [...o, o.at(-1)! + c], [0]);
-          const rows = offsets.at(-1)!;
-          const x = randomTensor(b, rng, [rows, Kin], dtype);
-          const w = randomTensor(b, rng, [E, Nout, Kin], dtype, 0.2);
-          const y = b.groupedLinear(x.t, w.t, indexTensor(b, offsets));
-          expectTensor(y, dtype, [rows, Nout], tag);
-          const expected = new Float64Array(rows * Nout);
-          for (let e = 0; e < E; e++) {
-            const xs = x.held.subarray(offsets[e]! * Kin, offsets[e + 1]! * Kin);
-            expected.set(linearRef(xs, w.held.subarray(e * Nout * Kin, (e + 1) * Nout * Kin), counts[e]!, Nout, Kin), offsets[e]! * Nout);
-          }
-          expectClose(await readFloat(y, tag), expected, dtype, `${tag} counts [${counts}]`);
-        }
+        for (const [counts, Kin] of cases) await checkGroupedLinear(b, rng, tag, dtype, { counts, Kin, Nout: 17, bias: false });
+      }
+    });
+
+    // On CUDA (moe.ts groupedLinearPath) bf16/f16 with Kin % 8 == 0 take the tensor-core tiles once N > 4·E: 64-row
+    // tiles below 128·E rows, 128-row tiles from there; each case's comment names its CUDA path (f32 always stays
+    // on the GEMV / CUDA-core tiles). The shapes hit the kernel's edges: an expert straddling row tiles, Kin not a
+    // multiple of the 64-wide k step, Nout past one 128-column tile and odd Nout (element stores), N just above and
+    // at the GEMV cut, more than one group of 8 row tiles, more than 256 experts (two rounds of the tile search).
+    conformanceCase(ctx, 'groupedLinear: tensor-core tile edges, bias on and off', async (rng, tag, b) => {
+      const many = Array.from({ length: 300 }, (_, e) => ({ 3: 900, 255: 700, 256: 1, 299: 800 })[e] ?? 0);
+      const cases: GroupedCase[] = [
+        { counts: [0, 70, 1, 0, 64, 9], Kin: 200, Nout: 136, bias: true },  // mma64: N 144, 70 rows over two tiles
+        { counts: [300, 0, 129], Kin: 72, Nout: 17, bias: false },          // mma128: N 429 ≥ 128·3, odd Nout
+        { counts: [0, 9, 8, 0], Kin: 64, Nout: 40, bias: true },            // mma64: N 17, just above 4·E
+        { counts: [0, 12, 4, 0], Kin: 64, Nout: 40, bias: true },           // gemv: N 16 = 4·E, 12 rows: 2 passes
+        { counts: [1100], Kin: 72, Nout: 136, bias: true },                 // mma128: 9 row tiles, two groups
+        { counts: many, Kin: 16, Nout: 8, bias: false },                    // mma64: 300 experts, 4 hit
+        { counts: [200, 0, 100], Kin: 36, Nout: 24, bias: true },           // tiled: Kin % 8 != 0
+        { counts: [0, 70, 1, 0, 64, 9], Kin: 36, Nout: 136, bias: false },  // gemv: Kin % 8 != 0, N ≤ 256
+      ];
+      for (const dtype of ctx.dtypes) {
+        for (const c of cases) await checkGroupedLinear(b, rng, tag, dtype, c);
       }
     });
 
@@ -140,4 +152,33 @@ export function moeStageCases(ctx: SuiteContext): void {
       }
     });
   });
+}
+
+interface GroupedCase {
+  counts: number[];
+  Kin: number;
+  Nout: number;
+  bias: boolean;
+}
+
+/** groupedLinear on random x [N, Kin], w [E, Nout, Kin] (and bias [E, Nout]) against a float64 loop per expert. */
+async function checkGroupedLinear(b: Backend, rng: Rng, tag: string, dtype: FloatDType, c: GroupedCase): Promise<void> {
+  const { counts, Kin, Nout } = c;
+  const E = counts.length;
+  const offsets = counts.reduce((o, n) => [...o, o.at(-1)! + n], [0]);
+  const rows = offsets.at(-1)!;
+  const x = randomTensor(b, rng, [rows, Kin], dtype);
+  const w = randomTensor(b, rng, [E, Nout, Kin], dtype, 0.2);
+  const bias = c.bias ? randomTensor(b, rng, [E, Nout], dtype) : undefined;
+  const y = b.groupedLinear(x.t, w.t, indexTensor(b, offsets), bias?.t);
+  expectTensor(y, dtype, [rows, Nout], tag);
+  const expected = new Float64Array(rows * Nout);
+  for (let e = 0; e < E; e++) {
+    const xs = x.held.subarray(offsets[e]! * Kin, offsets[e + 1]! * Kin);
+    const we = w.held.subarray(e * Nout * Kin, (e + 1) * Nout * Kin);
+    expected.set(linearRef(xs, we, counts[e]!, Nout, Kin, bias?.held.subarray(e * Nout, (e + 1) * Nout)), offsets[e]! * Nout);
+  }
+  const counted = E > 12 ? `${E} experts, ${rows} rows` : `counts [${counts}]`;
+  expectClose(await readFloat(y, tag), expected, dtype, `${tag} ${counted} Kin ${Kin} Nout ${Nout} bias ${c.bias}`);
+  for (const t of [x.t, w.t, y, bias?.t]) t?.dispose();
 }

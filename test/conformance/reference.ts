@@ -2,9 +2,9 @@
 // Float formats are decoded from their bits by definition and rounded to nearest-even by searching the sorted
 // codes, so they check src/core/dtype.ts rather than repeat it.
 //
-// Legend: T = tokens, D = feature size, H = query heads, Hkv = key/value heads, Dh = head dim, Dv = value dim,
+// Legend: B = sequences, T = tokens, S = cache rows per sequence, D = feature size, H = query heads, Hkv = key/value heads, Dh = head dim, Dv = value dim,
 // E = experts, K = top-k, N = routed rows (T*K), F = expert FFN size.
-import type { AttentionOptions, RopeOptions } from '../../src/backend/backend.ts';
+import type { RopeOptions } from '../../src/backend/backend.ts';
 
 const view = new DataView(new ArrayBuffer(4));
 
@@ -117,31 +117,41 @@ export function ropeRef(
   return out;
 }
 
-/** Causal grouped-query attention: q [T, H, Dh], k [S, Hkv, Dh], v [S, Hkv, Dv] → [T, H, Dv]. */
+/** Sizes of an attention call: B sequences of T queries and S cache rows. */
+export interface AttentionRefSizes {
+  B: number; T: number; S: number; H: number; Hkv: number; Dh: number; Dv: number;
+}
+
+/**
+ * Causal grouped-query attention per sequence: q [B, T, H, Dh], k [B, S, Hkv, Dh], v [B, S, Hkv, Dv] → [B, T, H, Dv].
+ * Query (b, t) at p = positions[b·T + t] attends to rows j ≤ p of sequence b (and j > p - window with a window);
+ * with sinks, each head's sink logit joins the softmax denominator and attends to nothing.
+ */
 export function attentionRef(
-  q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>,
-  T: number, H: number, Hkv: number, Dh: number, Dv: number, opts: AttentionOptions,
+  q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, { B, T, S, H, Hkv, Dh, Dv }: AttentionRefSizes,
+  positions: ArrayLike<number>, opts: { scale: number; window?: number }, sinks?: ArrayLike<number>,
 ): Float64Array {
-  const out = new Float64Array(T * H * Dv);
-  for (let t = 0; t < T; t++) {
-    const position = opts.queryStart + t;
-    for (let h = 0; h < H; h++) {
-      const kvHead = Math.floor((h * Hkv) / H);
-      const visible: number[] = [];
-      for (let j = 0; j < opts.kvLength; j++) {
-        const inWindow = opts.window === undefined || j > position - opts.window;
-        if (j <= position && inWindow) visible.push(j);
-      }
-      const scores = visible.map((j) => {
-        let dot = 0;
-        for (let d = 0; d < Dh; d++) dot += q[(t * H + h) * Dh + d]! * k[(j * Hkv + kvHead) * Dh + d]!;
-        return dot * opts.scale;
-      });
-      const probs = softmaxRow(scores);
-      for (let d = 0; d < Dv; d++) {
-        let sum = 0;
-        visible.forEach((j, i) => (sum += probs[i]! * v[(j * Hkv + kvHead) * Dv + d]!));
-        out[(t * H + h) * Dv + d] = sum;
+  const out = new Float64Array(B * T * H * Dv);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      const row = b * T + t;
+      const position = positions[row]!;
+      for (let h = 0; h < H; h++) {
+        const kvHead = Math.floor((h * Hkv) / H);
+        const visible: number[] = [];
+        for (let j = 0; j <= position; j++) if (opts.window === undefined || j > position - opts.window) visible.push(b * S + j);
+        const logits = visible.map((r) => {
+          let dot = 0;
+          for (let d = 0; d < Dh; d++) dot += q[(row * H + h) * Dh + d]! * k[(r * Hkv + kvHead) * Dh + d]!;
+          return dot * opts.scale;
+        });
+        if (sinks) logits.push(sinks[h]!);
+        const probs = softmaxRow(logits);
+        for (let d = 0; d < Dv; d++) {
+          let sum = 0;
+          visible.forEach((r, i) => (sum += probs[i]! * v[(r * Hkv + kvHead) * Dv + d]!));
+          out[(row * H + h) * Dv + d] = sum;
+        }
       }
     }
   }

@@ -8,7 +8,9 @@ import { describe } from 'node:test';
 import type { Backend } from '../../src/backend/backend.ts';
 import type { FloatDType } from '../../src/core/dtype.ts';
 import { FLOAT_DTYPES, type SuiteContext } from './check.ts';
+import { captureCases } from './capture-ops.ts';
 import { attentionCases, denseCases } from './dense-ops.ts';
+import { fillCases } from './fill-ops.ts';
 import { gptOssCases } from './gpt-oss-ops.ts';
 import { layoutCases } from './layout-ops.ts';
 import { elementwiseCases, memoryCases } from './memory-ops.ts';
@@ -41,5 +43,7 @@ export function conformanceSuite(label: string, makeBackend: () => Backend, opts
     routingVariantCases(ctx);
     gptOssCases(ctx);
     moeChainCases(ctx);
+    captureCases(ctx);
+    fillCases(ctx);
   });
 }

@@ -1,23 +1,33 @@
 // A test-only CausalLM with a real (tiny) computation on the CPU backend, for testing the generation loop
 // before and besides the real model families: the logits of the token at position p are
 //   logits[p] = bigram[token at p] + positional[p]        (bigram: [V, V], positional: [P, V])
-// so they depend on the previous token and on how many positions the cache holds. It records every forward
-// call, so a test can check that the prompt is prefilled once and each new token is fed alone.
+// so they depend on the previous token and on how many positions the cache holds. It records every step (at
+// prepareStep, the host half every step runs, replayed or not), so a test can check that the prompt is prefilled
+// once and each new token is fed alone. One sequence per cache.
 //
 // V = vocabulary size, P = max positions, T = tokens in one forward call.
 import type { Backend } from '../../src/backend/backend.ts';
 import { getBackend } from '../../src/backend/registry.ts';
 import type { Tensor } from '../../src/core/tensor.ts';
-import type { CausalLM, ForwardOptions, ModelCache } from '../../src/models/model.ts';
+import {
+  forwardStep, type CacheOptions, type CausalLM, type ForwardOptions, type ModelCache, type StepInputs, type StepValues,
+} from '../../src/models/model.ts';
 
 class PositionCache implements ModelCache {
+  readonly batch = 1;
+  readonly storageVersion = 0;
   length = 0;
+
+  advance(tokens: number): void {
+    this.length += tokens;
+  }
+
+  dispose(): void {}
 }
 
 export interface ForwardCall {
   ids: number[];
   cacheLengthBefore: number;
-  lastTokens: number | undefined;
 }
 
 /** Deterministic pseudo-random floats in [-scale, scale) (an LCG, independent of the sampler's generator). */
@@ -32,7 +42,12 @@ export function tableValues(count: number, seed: number, scale: number): Float32
 export class BigramModel implements CausalLM {
   readonly backend: Backend = getBackend('cpu');
   readonly modelType = 'test-bigram';
+  readonly routingObserver = undefined;
   readonly calls: ForwardCall[] = [];
+  /** lastTokens of every runStep call. */
+  readonly runs: (number | undefined)[] = [];
+  /** The cache options each newCache call got. */
+  readonly caches: CacheOptions[] = [];
   private readonly bigramTable: Tensor;
   private readonly positionalTable: Tensor;
 
@@ -48,23 +63,32 @@ export class BigramModel implements CausalLM {
     this.positionalTable = this.backend.upload(positional, [maxPositions, vocabSize], 'f32');
   }
 
-  newCache(): ModelCache {
+  newCache(opts: CacheOptions = {}): ModelCache {
+    if ((opts.batch ?? 1) !== 1) throw new Error('the bigram model keeps one sequence per cache');
+    this.caches.push(opts);
     return new PositionCache();
   }
 
-  async forward(ids: Int32Array, cache: ModelCache, opts: ForwardOptions = {}): Promise<Tensor> {
+  forward(ids: Int32Array, cache: ModelCache, opts: ForwardOptions = {}): Promise<Tensor> {
+    return forwardStep(this, ids, cache, opts);
+  }
+
+  prepareStep(ids: Int32Array, cache: ModelCache): StepValues {
     if (!(cache instanceof PositionCache)) throw new Error('not a cache of this model');
     const T = ids.length;
-    this.calls.push({ ids: Array.from(ids), cacheLengthBefore: cache.length, lastTokens: opts.lastTokens });
+    this.calls.push({ ids: Array.from(ids), cacheLengthBefore: cache.length });
     const positions = Int32Array.from({ length: T }, (_, t) => cache.length + t);
     if (positions[T - 1]! >= this.maxPositions) throw new Error(`position ${positions[T - 1]} ≥ maxPositions`);
-    const idsTensor = this.backend.upload(ids, [T], 'i32');
-    const positionsTensor = this.backend.upload(positions, [T], 'i32');
+    return { batch: 1, tokens: T, ids, positions, rows: positions };
+  }
+
+  async runStep(inputs: StepInputs, _cache: ModelCache, opts: ForwardOptions = {}): Promise<Tensor> {
+    const T = inputs.ids.size;
+    this.runs.push(opts.lastTokens);
     const logits = this.backend.add( // [T, V]
-      this.backend.embedding(this.bigramTable, idsTensor),
-      this.backend.embedding(this.positionalTable, positionsTensor),
+      this.backend.embedding(this.bigramTable, inputs.ids),
+      this.backend.embedding(this.positionalTable, inputs.positions.reshape([T])),
     );
-    cache.length += T;
     const last = opts.lastTokens ?? T;
     return this.backend.sliceRows(logits, T - last, last);
   }

@@ -38,11 +38,13 @@ test('greedy generation equals the argmax chain; the prompt is prefilled once, t
   assert.equal(result.finishReason, 'length');
   assert.equal(new Set(result.tokens).size > 3, true, 'the chain is not stuck on one token');
   // Calls: the prompt at cache length 0, then each new token but the last, the cache growing by one each time.
-  assert.deepEqual(model.calls[0], { ids: PROMPT, cacheLengthBefore: 0, lastTokens: 1 });
+  assert.deepEqual(model.calls[0], { ids: PROMPT, cacheLengthBefore: 0 });
   assert.equal(model.calls.length, 20);
   model.calls.slice(1).forEach((call, n) => {
-    assert.deepEqual(call, { ids: [result.tokens[n]!], cacheLengthBefore: PROMPT.length + n, lastTokens: 1 });
+    assert.deepEqual(call, { ids: [result.tokens[n]!], cacheLengthBefore: PROMPT.length + n });
   });
+  assert.deepEqual(model.runs, new Array(20).fill(1), 'every step computes the last position only');
+  assert.deepEqual(model.caches, [{ capacity: PROMPT.length + 19 }], 'the cache is allocated for prompt + budget - 1');
 });
 
 test('seeded sampling reproduces, and equals the sampler run over the reference logits', async () => {

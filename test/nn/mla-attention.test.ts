@@ -1,14 +1,15 @@
 // Multi-head latent attention against a plain float64 loop written from transformers' DeepseekV3Attention
 // (q LoRA or q_proj, kv latent + shared RoPE key, kv_b expansion, RoPE as apply_rotary_pos_emb_interleave /
-// rotate_half lay it out), run in chunks through the cache; and the cache holds the latent and k_pe, not K/V.
+// rotate_half lay it out), run in chunks through the cache, one sequence and two in lockstep; and the cache holds
+// the latent and k_pe, not K/V.
 //
-// Legend: T = tokens, D = hidden, H = heads, R = kv_lora_rank, Rq = q_lora_rank, Dn/Dr = nope/rope head dims,
+// Legend: B = sequences, T = tokens, D = hidden, H = heads, R = kv_lora_rank, Rq = q_lora_rank, Dn/Dr = nope/rope head dims,
 // Dv = value head dim.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CpuBackend } from '../../src/backend/cpu/cpu-backend.ts';
 import type { AttentionSpec, MlaSpec } from '../../src/models/spec.ts';
-import { LayerKV } from '../../src/nn/kv-cache.ts';
+import { KVCache } from '../../src/nn/kv-cache.ts';
 import { MlaAttention, type MlaWeights } from '../../src/nn/mla-attention.ts';
 import { relativeError } from '../util/compare.ts';
 import { Rng } from '../util/random.ts';
@@ -122,25 +123,59 @@ describe('multi-head latent attention', () => {
       const T = 9;
       const x = Array.from({ length: T }, () => Array.from(rng.normals(c.D)));
       const expected = mlaRef(c, x);
-      const kv = new LayerKV();
+      const cache = new KVCache(b, [mla.cacheShape], 'f32');
       let at = 0;
       for (const n of [4, 1, 3, 1]) {
         const chunk = b.upload(Float32Array.from(x.slice(at, at + n).flat()), [n, c.D], 'f32');
-        const positions = b.upload(Int32Array.from({ length: n }, (_, i) => at + i), [n], 'i32');
-        const y = mla.forward(chunk, positions, kv, at);
+        const y = runChunk(mla, cache, chunk, n);
         assert.deepEqual(y.shape, [n, c.D]);
         const err = relativeError((await y.read()) as Float32Array, expected.slice(at, at + n).flat());
         assert.ok(err < 1e-5, `${variant.name}, rows ${at}..${at + n}: relative error ${err}`);
         at += n;
       }
+      const kv = cache.layers[0]!;
       // The cache holds the normalised latent [S, 1, R] and the rotated shared key [S, 1, Dr] — not per-head K/V.
       const [R, Dr] = [variant.m.kvLoraRank, variant.m.qkRopeHeadDim];
-      assert.deepEqual(kv.keys!.shape.slice(1), [1, R]);
-      assert.deepEqual(kv.values!.shape.slice(1), [1, Dr]);
+      assert.deepEqual(kv.keys.shape.slice(1), [1, R]);
+      assert.deepEqual(kv.values.shape.slice(1), [1, Dr]);
       const compressed = linearRef(x, c.w['kvA']!, c.bias['kvA']);
       const latent = rmsNormRef(compressed.map((r) => r.slice(0, R)), c.w['kvNorm']!.v);
-      const cached = (await b.sliceRows(kv.keys!, 0, T).read()) as Float32Array;
+      const cached = (await b.sliceRows(kv.keys, 0, T).read()) as Float32Array;
       assert.ok(relativeError(cached, latent.flat()) < 1e-6, 'cached latent differs from rmsNorm(kv_a(x)[:R])');
     });
   }
+
+  it('two sequences in lockstep each equal transformers\' computation of that sequence alone', async () => {
+    const variant = variants[0];
+    const rng = new Rng(310);
+    const c = makeCase(rng, variant.m, variant.pairing, variant.bias);
+    const mla = block(c);
+    const [B, T] = [2, 7];
+    const xs = Array.from({ length: B }, () => Array.from({ length: T }, () => Array.from(rng.normals(c.D))));
+    const expected = xs.map((x) => mlaRef(c, x));
+    const cache = new KVCache(b, [mla.cacheShape], 'f32', { batch: B, capacity: 5 }); // grows past 5 on the way
+    let at = 0;
+    for (const n of [3, 1, 2, 1]) {
+      const rows = xs.flatMap((x) => x.slice(at, at + n)); // sequence 0's n rows, then sequence 1's
+      const y = (await runChunk(mla, cache, b.upload(Float32Array.from(rows.flat()), [B * n, c.D], 'f32'), n).read()) as Float32Array;
+      for (let s = 0; s < B; s++) {
+        const err = relativeError(y.subarray(s * n * c.D, (s + 1) * n * c.D), expected[s]!.slice(at, at + n).flat());
+        assert.ok(err < 1e-5, `sequence ${s}, rows ${at}..${at + n}: relative error ${err}`);
+      }
+      at += n;
+    }
+    assert.equal(cache.storageVersion, 2, 'allocated at creation, then grown once');
+  });
 });
+
+/** One step of `n` tokens per sequence through `mla`: the cache's positions and rows uploaded, the cache advanced. */
+function runChunk(mla: MlaAttention, cache: KVCache, x: ReturnType<typeof b.upload>, n: number) {
+  const values = cache.stepValues(new Int32Array(cache.batch * n));
+  const step = {
+    batch: cache.batch, tokens: n,
+    positions: b.upload(values.positions, [cache.batch, n], 'i32'), rows: b.upload(values.rows, [cache.batch * n], 'i32'),
+  };
+  const y = mla.forward(x, step, cache.layers[0]!);
+  cache.advance(n);
+  return y;
+}

@@ -1,6 +1,6 @@
 // The CPU backend: the readable reference every other backend is tested against.
 // Storage is a host typed array; every kernel widens to f32, computes, and narrows to the output dtype.
-import type { AttentionOptions, Backend, ClampedGlu, RopeOptions, RouterSpec } from '../backend.ts';
+import { attentionSizes, type AttentionOptions, type Backend, type CapturedStep, type ClampedGlu, type RopeOptions, type RouterSpec } from '../backend.ts';
 import { allocHost, isFloat, type DType, type FloatDType, type HostArray } from '../../core/dtype.ts';
 import { assert } from '../../core/errors.ts';
 import { sizeOf, type Shape, type Tensor } from '../../core/tensor.ts';
@@ -8,6 +8,7 @@ import {
   addValues, mulValues, rmsNormValues, sameShape, scaleRowsValues, sigmoidValues, siluMulValues, softmaxValues,
 } from './elementwise.ts';
 import { matmulInto } from './matmul.ts';
+import { hashedNormals } from './random.ts';
 import {
   gatherRowsValues, routeValues, scatterAddWeightedValues, sortByExpertValues,
 } from './moe.ts';
@@ -39,8 +40,20 @@ export class CpuBackend implements Backend {
     return Float32Array.from(f32Of(t));
   }
 
+  write(t: Tensor, data: HostArray): void {
+    const dst = hostData(t);
+    assert(data.constructor === dst.constructor && data.length === dst.length, `write of ${data.constructor.name}(${data.length}) into ${t}`);
+    dst.set(data as never);
+  }
+
   release(): void {
     // Host arrays are reclaimed by the garbage collector.
+  }
+
+  // ---- captured steps ----
+  /** Nothing to record on the CPU: each replay runs body again (so callers have one code path for every backend). */
+  async capture(body: () => Promise<Tensor>): Promise<CapturedStep> {
+    return { replay: body, dispose: () => {} };
   }
 
   // ---- elementwise and layout ----
@@ -119,6 +132,18 @@ export class CpuBackend implements Backend {
     (hostData(dst) as Float32Array).set(hostData(src) as Float32Array, at * rowSize);
   }
 
+  writeRows(dst: Tensor, src: Tensor, rows: Tensor): void {
+    const R = dst.dim(0);
+    const rowSize = dst.size / R;
+    const at = i32Of(rows);
+    assert(dst.dtype === src.dtype && src.size === at.length * rowSize, `writeRows ${src} into ${dst} at ${rows}`);
+    const [to, from] = [hostData(dst) as Float32Array, hostData(src) as Float32Array];
+    at.forEach((r, t) => {
+      assert(r >= 0 && r < R, `writeRows: row ${r} of ${dst}`);
+      to.set(from.subarray(t * rowSize, (t + 1) * rowSize), r * rowSize);
+    });
+  }
+
   // ---- dense layers ----
   linear(x: Tensor, w: Tensor, bias?: Tensor): Tensor {
     const [N, K] = [w.dim(0), w.dim(1)];
@@ -151,12 +176,13 @@ export class CpuBackend implements Backend {
   }
 
   attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Tensor {
-    const [T, H, Dh] = [q.dim(0), q.dim(1), q.dim(2)];
-    const [Hkv, Dv] = [k.dim(1), v.dim(2)];
-    assert(k.dim(2) === Dh && H % Hkv === 0 && opts.kvLength <= k.dim(0), `attention: q ${q}, k ${k}, v ${v}`);
+    const sizes = attentionSizes(q, k, v, opts);
+    const { B, T, S, H, Dv } = sizes;
+    const positions = i32Of(opts.positions);
+    assert(positions.every((p) => p >= 0 && p < S), `attention: positions outside the ${S} cache rows`);
     assert(!opts.sinks || opts.sinks.size === H, `attention sinks ${opts.sinks} for ${H} heads`);
-    const out = attentionValues(f32Of(q), f32Of(k), f32Of(v), T, H, Hkv, Dh, Dv, opts, opts.sinks ? f32Of(opts.sinks) : undefined);
-    return this.floatResult(out, q, [T, H, Dv]);
+    const out = attentionValues(f32Of(q), f32Of(k), f32Of(v), positions, sizes, opts, opts.sinks ? f32Of(opts.sinks) : undefined);
+    return this.floatResult(out, q, [B, T, H, Dv]);
   }
 
   siluMul(x: Tensor, clamped?: ClampedGlu): Tensor {
@@ -201,6 +227,12 @@ export class CpuBackend implements Backend {
     const K = weights.dim(-1);
     const out = scatterAddWeightedValues(f32Of(y), D, i32Of(slots), f32Of(weights), K, numTokens);
     return this.floatResult(out, y, [numTokens, D]);
+  }
+
+  // ---- fill ----
+  randomNormal(shape: Shape, dtype: FloatDType, seed: number, std: number): Tensor {
+    assert(Number.isSafeInteger(seed) && seed >= 0, `randomNormal: seed ${seed} is not an integer in [0, 2^53)`);
+    return fromValues(this, hashedNormals(sizeOf(shape), seed, std), shape, dtype);
   }
 
   /** f32 results as a tensor of `like`'s dtype and (unless given) shape. */

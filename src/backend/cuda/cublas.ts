@@ -1,4 +1,6 @@
-// Bindings to cuBLAS through koffi: a handle on the backend's stream and cublasGemmEx, enough for `linear`.
+// Bindings to cuBLAS through koffi: a handle on the backend's stream with a workspace of its own, and cublasGemmEx,
+// enough for `linear`. The workspace is given at load (cublasSetWorkspace), so cuBLAS allocates nothing while a
+// CUDA graph is being captured (it would otherwise allocate inside the capture).
 // libcublasLt is found and loaded first (from the same major version), so libcublas links against that copy.
 // Every call is checked: a failure throws a CudaCallError naming the call and the cuBLAS status.
 //
@@ -18,6 +20,7 @@ const CUBLAS_OP_T = 1;
 const FUNCTIONS = {
   create: [['cublasCreate_v2'], 'int %s(_Out_ cublasHandle_t *handle)'],
   setStream: [['cublasSetStream_v2'], 'int %s(cublasHandle_t handle, CUstream stream)'],
+  setWorkspace: [['cublasSetWorkspace_v2'], 'int %s(cublasHandle_t handle, uint64_t workspace, size_t bytes)'],
   statusName: [['cublasGetStatusName'], 'const char *%s(int status)'],
   gemmEx: [['cublasGemmEx'], 'int %s(cublasHandle_t handle, int transa, int transb, int m, int n, int k, ' +
     'const void *alpha, uint64_t A, int Atype, int lda, uint64_t B, int Btype, int ldb, const void *beta, ' +
@@ -41,8 +44,11 @@ export class Cublas {
 
   private constructor(readonly path: string, private readonly fn: Fn, private readonly handle: Handle) {}
 
-  /** Loads libcublasLt and libcublas, creates a handle and puts it on `stream`. Needs a current context. */
-  static load(stream: Handle, ctx?: SearchContext): Cublas {
+  /**
+   * Loads libcublasLt and libcublas, creates a handle, puts it on `stream` and gives it `workspace` (a device
+   * address of workspace.bytes, kept for the handle's life). Needs a current context.
+   */
+  static load(stream: Handle, workspace: { pointer: number; bytes: number }, ctx?: SearchContext): Cublas {
     const koffi = loadKoffi();
     const lt = findLibrary(CUDA_LIBRARIES.cublasLt, (path) => koffi.load(path), ctx);
     const found = findLibrary(withMajor(CUDA_LIBRARIES.cublas, majorOf(lt.path)), (path) => koffi.load(path), ctx);
@@ -54,6 +60,7 @@ export class Cublas {
     check(fn, 'cublasCreate', fn.create(out));
     const handle = out[0] as Handle;
     check(fn, 'cublasSetStream', fn.setStream(handle, stream));
+    check(fn, 'cublasSetWorkspace', fn.setWorkspace(handle, workspace.pointer, workspace.bytes), `${workspace.bytes} bytes`);
     return new Cublas(found.path, fn, handle);
   }
 

@@ -5,20 +5,30 @@
 // Memory: `release` (Tensor.dispose) gives a tensor's block back at once; a tensor dropped without it gives its
 // block back when the garbage collector finalises its storage. A view (reshape) shares its tensor's storage, so
 // disposing a tensor while a view of it is still in use is a bug in the caller.
-import type { AttentionOptions, Backend, ClampedGlu, RopeOptions, RouterSpec } from '../backend.ts';
+//
+// Captured steps (`capture`, graph.ts): the body's ops are recorded into a CUDA graph instead of run; their
+// outputs live in the graph's private memory pool until the step is disposed. Host transfers (read, upload, write)
+// inside a capture are refused: a graph cannot wait for the host, and a copy from a host array would be baked in.
+// Everything queued on the device's stream while a capture runs joins the graph, so nothing else may use this
+// backend until the captured body's promise settles (moets runs one step at a time).
+import {
+  attentionSizes, type AttentionOptions, type Backend, type CapturedStep, type ClampedGlu, type RopeOptions, type RouterSpec,
+} from '../backend.ts';
 import { DTYPE_BYTES, isFloat, type DType, type FloatDType, type HostArray } from '../../core/dtype.ts';
 import { assert, fail } from '../../core/errors.ts';
 import { sizeOf, Tensor, type Shape, type Storage } from '../../core/tensor.ts';
 import { widen } from '../../core/widen.ts';
 import type { DeviceBlock } from './allocator.ts';
 import { CudaDevice, type CudaDeviceOptions } from './device.ts';
+import { captureStep } from './graph.ts';
 import {
   binaryInto, broadcastRowsInto, castInto, clampInto, scaleInto, scaleRowsInto, sigmoidInto,
 } from './kernels/elementwise.ts';
 import { attentionInto } from './kernels/attention.ts';
 import { gatherRowsInto, groupedLinearInto, routeInto, scatterAddWeightedInto, sortByExpertInto } from './kernels/moe.ts';
-import { concatHeadsInto, embeddingInto, sliceColumnsInto } from './kernels/layout.ts';
+import { concatHeadsInto, embeddingInto, sliceColumnsInto, writeRowsInto } from './kernels/layout.ts';
 import { clampedGluInto, rmsNormInto, ropeInto, siluMulInto, softmaxInto } from './kernels/norm-rope.ts';
+import { fillRandomInto } from './kernels/random.ts';
 
 /** Backend ops with no CUDA kernel yet. */
 export const NOT_YET_ON_CUDA: readonly (keyof Backend)[] = [];
@@ -43,6 +53,7 @@ export class CudaBackend implements Backend {
 
   // ---- memory ----
   upload(data: HostArray, shape: Shape, dtype: DType): Tensor {
+    this.noHostTransfer('upload');
     const expected = dtype === 'f32' ? Float32Array : dtype === 'i32' ? Int32Array : Uint16Array;
     assert(data instanceof expected && data.length === sizeOf(shape), `upload of ${data.constructor.name}(${data.length}) as ${dtype}[${shape}]`);
     const t = this.empty(shape, dtype);
@@ -50,7 +61,15 @@ export class CudaBackend implements Backend {
     return t;
   }
 
+  write(t: Tensor, data: HostArray): void {
+    this.noHostTransfer('write');
+    const expected = t.dtype === 'f32' ? Float32Array : t.dtype === 'i32' ? Int32Array : Uint16Array;
+    assert(data instanceof expected && data.length === t.size, `write of ${data.constructor.name}(${data.length}) into ${t}`);
+    if (data.byteLength > 0) this.device.driver.copyToDevice(ptr(t), data, data.byteLength, this.device.stream);
+  }
+
   uploadBytes(bytes: Uint8Array, sourceDType: DType, shape: Shape, dtype: DType): Tensor {
+    this.noHostTransfer('uploadBytes');
     const count = sizeOf(shape);
     const need = count * DTYPE_BYTES[sourceDType];
     if (bytes.byteLength !== need) fail('format', `expected ${need} bytes for ${count} ${sourceDType} values, got ${bytes.byteLength}`);
@@ -71,6 +90,7 @@ export class CudaBackend implements Backend {
   }
 
   async read(t: Tensor): Promise<Float32Array | Int32Array> {
+    this.noHostTransfer('read');
     const host = t.dtype === 'f32' ? new Float32Array(t.size) : t.dtype === 'i32' ? new Int32Array(t.size) : new Uint16Array(t.size);
     if (host.byteLength > 0) this.device.driver.copyToHost(host, ptr(t), host.byteLength, this.device.stream);
     if (host instanceof Uint16Array) return widen(host, t.dtype as FloatDType);
@@ -82,6 +102,11 @@ export class CudaBackend implements Backend {
     if (!storage.block.live) return;
     this.finalizer.unregister(storage);
     this.device.allocator.release(storage.block);
+  }
+
+  // ---- captured steps ----
+  capture(body: () => Promise<Tensor>): Promise<CapturedStep> {
+    return captureStep(this.device, body);
   }
 
   // ---- elementwise and layout ----
@@ -168,6 +193,13 @@ export class CudaBackend implements Backend {
     this.copy(dst, at * rowSize, src, src.size);
   }
 
+  writeRows(dst: Tensor, src: Tensor, rows: Tensor): void {
+    const R = dst.dim(0);
+    const rowSize = dst.size / R;
+    assert(dst.dtype === src.dtype && rows.dtype === 'i32' && src.size === rows.size * rowSize, `writeRows ${src} into ${dst} at ${rows}`);
+    writeRowsInto(this.device, dst.dtype, ptr(dst), ptr(src), ptr(rows), R, rowSize, src.size);
+  }
+
   // ---- dense layers ----
   linear(x: Tensor, w: Tensor, bias?: Tensor): Tensor {
     const [N, K] = [w.dim(0), w.dim(1)];
@@ -214,10 +246,8 @@ export class CudaBackend implements Backend {
   }
 
   attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Tensor {
-    const [T, H, Dh] = [q.dim(0), q.dim(1), q.dim(2)];
-    const [S, Hkv, Dv] = [k.dim(0), k.dim(1), v.dim(2)];
-    assert(q.rank === 3 && k.rank === 3 && v.rank === 3 && k.dim(2) === Dh && v.dim(0) === S && v.dim(1) === Hkv &&
-      H % Hkv === 0 && opts.kvLength <= S, `attention: q ${q}, k ${k}, v ${v}`);
+    const shape = attentionSizes(q, k, v, opts);
+    const { B, T, H, Dv } = shape;
     assert(!opts.sinks || opts.sinks.size === H, `attention sinks ${opts.sinks} for ${H} heads`);
     // One dtype for q, k and v: theirs when they agree, else f32 (exact widening, as the CPU computes), and the
     // result rounded to q's dtype.
@@ -225,9 +255,9 @@ export class CudaBackend implements Backend {
     const dtype = floatOf(k) === outDType && floatOf(v) === outDType ? outDType : 'f32';
     const [qs, ks, vs] = [q, k, v].map((t) => this.asDType(t, dtype)) as [Tensor, Tensor, Tensor];
     const sinks = opts.sinks && this.asDType(opts.sinks, 'f32');
-    const out = this.empty([T, H, Dv], dtype);
-    attentionInto(this.device, dtype, ptr(out), ptr(qs), ptr(ks), ptr(vs), { T, H, Hkv, Dh, Dv }, {
-      scale: opts.scale, queryStart: opts.queryStart, kvLength: opts.kvLength, window: opts.window, sinks: sinks ? ptr(sinks) : 0,
+    const out = this.empty([B, T, H, Dv], dtype);
+    attentionInto(this.device, dtype, ptr(out), ptr(qs), ptr(ks), ptr(vs), shape, {
+      scale: opts.scale, window: opts.window, sinks: sinks ? ptr(sinks) : 0, positions: ptr(opts.positions),
     });
     for (const [made, given] of [[qs, q], [ks, k], [vs, v], [sinks, opts.sinks]] as const) if (made && made !== given) this.release(made);
     if (dtype === outDType) return out;
@@ -301,7 +331,20 @@ export class CudaBackend implements Backend {
     return out;
   }
 
+  // ---- fill (kernels/random.ts) ----
+  randomNormal(shape: Shape, dtype: FloatDType, seed: number, std: number): Tensor {
+    assert(Number.isSafeInteger(seed) && seed >= 0, `randomNormal: seed ${seed} is not an integer in [0, 2^53)`);
+    const out = this.empty(shape, dtype);
+    fillRandomInto(this.device, dtype, ptr(out), out.size, seed, std);
+    return out;
+  }
+
   // ---- helpers ----
+  /** Host transfers cannot be part of a graph: inside a capture they are a bug in the captured body. */
+  private noHostTransfer(op: string): void {
+    if (this.device.capturing) throw new Error(`internal error: ${op} inside a CUDA graph capture (a captured step may only queue device work)`);
+  }
+
   /** A new tensor with uninitialised device memory. */
   private empty(shape: Shape, dtype: DType): Tensor {
     const bytes = sizeOf(shape) * DTYPE_BYTES[dtype];

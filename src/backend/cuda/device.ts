@@ -3,7 +3,10 @@
 //
 // Opening it loads every library it needs up front, so `--device cuda` on a machine that lacks one fails at once,
 // with the one line that names the missing library (libraries.ts).
-import { CachingAllocator, type DeviceBlock } from './allocator.ts';
+//
+// Graph capture: beginCapture/endCapture record the stream's work into a CUDA graph, with the allocator drawing
+// from a private pool meanwhile (allocator.ts); `capturing` lets the backend refuse host transfers inside one.
+import { CachingAllocator, type DeviceBlock, type MemoryPool } from './allocator.ts';
 import { CompileCache, defaultCacheDir } from './compile-cache.ts';
 import { Cublas } from './cublas.ts';
 import { CudaDriver, type DeviceInfo } from './driver.ts';
@@ -17,6 +20,14 @@ import { fail } from '../../core/errors.ts';
 const ELEMENTWISE_BLOCK = 256;
 /** Blocks per multiprocessor the elementwise grids stop at (the kernels stride over the rest). */
 const ELEMENTWISE_BLOCKS_PER_SM = 16;
+/** cuBLAS workspace: 32 MiB, what PyTorch gives cuBLAS on Hopper (CUBLAS_WORKSPACE_CONFIG :4096:8). */
+const CUBLAS_WORKSPACE_BYTES = 32 << 20;
+
+/** A recorded graph, ready to launch, and the memory pool its kernels use. */
+export interface DeviceGraph {
+  readonly exec: Handle;
+  readonly pool: MemoryPool;
+}
 
 export interface CudaDeviceOptions {
   ordinal?: number;
@@ -30,6 +41,8 @@ export class CudaDevice {
   private readonly modules: KernelModules;
   private readonly args: KernelArgs;
   private readonly maxElementwiseGrid: number;
+  /** The pool of the capture in progress; undefined when none is. */
+  private capturePool: MemoryPool | undefined;
 
   private constructor(
     readonly driver: CudaDriver,
@@ -63,7 +76,8 @@ export class CudaDevice {
       fail('device', `${info.name} (sm_${info.computeCapability}) is older than moets supports (sm_75 and newer); use --device cpu`);
     }
     const nvrtc = Nvrtc.load(opts.search);
-    const cublas = Cublas.load(stream, opts.search);
+    const workspace = { pointer: driver.memAlloc(CUBLAS_WORKSPACE_BYTES), bytes: CUBLAS_WORKSPACE_BYTES };
+    const cublas = Cublas.load(stream, workspace, opts.search);
     const cache = new CompileCache((src, name, options) => nvrtc.compile(src, name, options), nvrtc.version, opts.cacheDir ?? defaultCacheDir());
     return new CudaDevice(driver, info, stream, nvrtc, cublas, cache);
   }
@@ -87,6 +101,66 @@ export class CudaDevice {
     if (n === 0) return;
     const grid = Math.min(Math.ceil(n / ELEMENTWISE_BLOCK), this.maxElementwiseGrid);
     this.launch(kernel, grid, ELEMENTWISE_BLOCK, values);
+  }
+
+  /** True while a graph is being captured (between beginCapture and endCapture). */
+  get capturing(): boolean {
+    return this.capturePool !== undefined;
+  }
+
+  /** Starts recording the stream's work into a graph; allocations come from a new private pool until endCapture. */
+  beginCapture(): void {
+    if (this.capturePool) throw new Error('internal error: a CUDA graph capture is already in progress');
+    const pool = this.allocator.beginPool();
+    try {
+      this.driver.beginCapture(this.stream);
+    } catch (err) {
+      this.allocator.endPool();
+      this.allocator.freePool(pool);
+      throw err;
+    }
+    this.capturePool = pool;
+  }
+
+  /**
+   * Ends the capture and makes the recorded work a launchable graph that keeps the pool. With `keep` false (the
+   * body failed) the capture is ended and dropped, its pool freed, and undefined returned.
+   */
+  endCapture(keep: boolean): DeviceGraph | undefined {
+    const pool = this.capturePool;
+    if (!pool) throw new Error('internal error: no CUDA graph capture to end');
+    this.capturePool = undefined;
+    this.allocator.endPool();
+    let graph: Handle | undefined;
+    let exec: Handle | undefined;
+    try {
+      graph = this.driver.endCapture(this.stream);
+      if (keep) exec = this.driver.graphInstantiate(graph);
+    } catch (err) {
+      // With keep false the body's own error is the one to report (its failure may have invalidated the capture).
+      if (keep) {
+        this.allocator.freePool(pool);
+        throw err;
+      }
+    } finally {
+      if (graph) this.driver.graphDestroy(graph);
+    }
+    if (!exec) {
+      this.allocator.freePool(pool);
+      return undefined;
+    }
+    return { exec, pool };
+  }
+
+  /** Queues one run of a captured graph. */
+  launchGraph(graph: DeviceGraph): void {
+    this.driver.graphLaunch(graph.exec, this.stream);
+  }
+
+  /** Destroys a captured graph and gives its pool's memory to the allocator (in stream order: safe while it runs). */
+  destroyGraph(graph: DeviceGraph): void {
+    this.driver.graphExecDestroy(graph.exec);
+    this.allocator.freePool(graph.pool);
   }
 
   /** Waits for all queued work. */

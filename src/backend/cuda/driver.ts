@@ -5,6 +5,12 @@
 import { CudaCallError, bindFirst, loadKoffi, type Handle, type KoffiLib, type NativeFunction } from './ffi.ts';
 import { CUDA_LIBRARIES, findLibrary, type SearchContext } from './libraries.ts';
 
+/**
+ * CU_STREAM_CAPTURE_MODE_RELAXED: during a capture the thread may still make calls that are unsafe under capture
+ * (cuMemAlloc for the capture's own memory pool); moets captures on its one stream from one thread.
+ */
+const CAPTURE_MODE_RELAXED = 2;
+
 /** Device attributes moets reads (values of CUdevice_attribute). */
 export const DEVICE_ATTRIBUTE = {
   multiprocessorCount: 16,
@@ -46,6 +52,12 @@ const FUNCTIONS = {
   eventSynchronize: [['cuEventSynchronize'], 'int %s(CUevent event)'],
   eventDestroy: [['cuEventDestroy_v2', 'cuEventDestroy'], 'int %s(CUevent event)'],
   eventElapsedTime: [['cuEventElapsedTime_v2', 'cuEventElapsedTime'], 'int %s(_Out_ float *ms, CUevent start, CUevent end)'],
+  streamBeginCapture: [['cuStreamBeginCapture_v2'], 'int %s(CUstream stream, int mode)'],
+  streamEndCapture: [['cuStreamEndCapture'], 'int %s(CUstream stream, _Out_ CUgraph *graph)'],
+  graphInstantiate: [['cuGraphInstantiateWithFlags'], 'int %s(_Out_ CUgraphExec *exec, CUgraph graph, unsigned long long flags)'],
+  graphLaunch: [['cuGraphLaunch'], 'int %s(CUgraphExec exec, CUstream stream)'],
+  graphExecDestroy: [['cuGraphExecDestroy'], 'int %s(CUgraphExec exec)'],
+  graphDestroy: [['cuGraphDestroy'], 'int %s(CUgraph graph)'],
 } as const satisfies Record<string, readonly [readonly string[], string]>;
 
 type Fn = Record<keyof typeof FUNCTIONS, NativeFunction>;
@@ -178,6 +190,35 @@ export class CudaDriver {
   elapsedMs(start: Handle, end: Handle): number {
     this.check('cuEventSynchronize', this.fn.eventSynchronize(end));
     return this.out('cuEventElapsedTime', (o) => this.fn.eventElapsedTime(o, start, end));
+  }
+
+  /** Starts recording the work queued on `stream` into a graph instead of running it (relaxed capture mode). */
+  beginCapture(stream: Handle): void {
+    this.check('cuStreamBeginCapture', this.fn.streamBeginCapture(stream, CAPTURE_MODE_RELAXED));
+  }
+
+  /** Ends the capture on `stream` and returns the recorded graph. */
+  endCapture(stream: Handle): Handle {
+    return this.out<Handle>('cuStreamEndCapture', (o) => this.fn.streamEndCapture(stream, o));
+  }
+
+  /** An executable graph made from `graph` (the graph itself may be destroyed afterwards). */
+  graphInstantiate(graph: Handle): Handle {
+    return this.out<Handle>('cuGraphInstantiateWithFlags', (o) => this.fn.graphInstantiate(o, graph, 0));
+  }
+
+  /** Queues one run of an executable graph on `stream`. */
+  graphLaunch(exec: Handle, stream: Handle): void {
+    this.check('cuGraphLaunch', this.fn.graphLaunch(exec, stream));
+  }
+
+  /** Destroys an executable graph (one still running is freed when it completes). */
+  graphExecDestroy(exec: Handle): void {
+    this.check('cuGraphExecDestroy', this.fn.graphExecDestroy(exec));
+  }
+
+  graphDestroy(graph: Handle): void {
+    this.check('cuGraphDestroy', this.fn.graphDestroy(graph));
   }
 
   /** Throws a CudaCallError unless `result` is CUDA_SUCCESS. */

@@ -25,7 +25,7 @@ export function loadKoffi(): KoffiModule {
   } catch (err) {
     return fail('device', `koffi (the FFI moets drives CUDA through) could not be loaded: ${firstLine(err)}; reinstall moets's dependencies (npm install)`);
   }
-  for (const name of ['CUcontext', 'CUstream', 'CUmodule', 'CUfunction', 'CUevent', 'nvrtcProgram', 'cublasHandle_t']) {
+  for (const name of ['CUcontext', 'CUstream', 'CUmodule', 'CUfunction', 'CUevent', 'CUgraph', 'CUgraphExec', 'nvrtcProgram', 'cublasHandle_t']) {
     k.pointer(name, k.opaque());
   }
   return (koffi = k);

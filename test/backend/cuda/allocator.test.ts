@@ -1,6 +1,6 @@
 // The CUDA backend's caching allocator (src/backend/cuda/allocator.ts) over a fake device with a fixed capacity:
-// size classes, reuse without new driver allocations, the counters, and giving the cache back when the device
-// runs out of memory. No GPU needed.
+// size classes, reuse without new driver allocations, the counters, giving the cache back when the device runs
+// out of memory, and the private pools of captured graphs. No GPU needed.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { CachingAllocator, sizeClass, type RawDeviceMemory } from '../../../src/backend/cuda/allocator.ts';
@@ -85,5 +85,32 @@ describe('cuda allocator', () => {
     assert.deepEqual(a.stats, { deviceAllocs: 4, deviceFrees: 3, reused: 0, bytesInUse: 2048, bytesCached: 0 });
     assert.throws(() => a.allocate(4096), /CUDA_ERROR_OUT_OF_MEMORY/, 'nothing cached: the error goes to the caller');
     assert.equal(a.stats.bytesInUse, 2048, 'a failed allocation is not counted');
+  });
+
+  test('a private pool: its own blocks only, reuse inside it, reserved until freed, then shared', () => {
+    const device = fakeDevice(1 << 30);
+    const a = new CachingAllocator(device);
+    const shared = a.allocate(1000);
+    a.release(shared); // cached in the shared free list
+    const pool = a.beginPool();
+    const first = a.allocate(1000);
+    assert.notEqual(first.pointer, shared.pointer, 'a capture never takes a block from the shared free lists');
+    const outside = a.allocate(4000);
+    a.release(first); // released inside the capture
+    const again = a.allocate(900);
+    assert.equal(again.pointer, first.pointer, 'reused inside the same capture');
+    a.endPool();
+    // A block released outside (a GC finalizer during the capture) went to the shared lists, never into the pool.
+    assert.ok(![...pool.owned.keys()].includes(shared.pointer));
+    a.release(again); // released after the capture: stays the pool's
+    const eager = [a.allocate(1000), a.allocate(1000)];
+    assert.ok(eager.every((b) => !pool.owned.has(b.pointer)), 'no eager allocation gets a block of a live pool');
+    assert.equal(pool.bytes, 1024 + 4096);
+    a.freePool(pool);
+    assert.equal(outside.live, false, 'blocks still held when the pool is freed are released with it');
+    const after = [a.allocate(1000), a.allocate(4000)];
+    assert.deepEqual(after.map((b) => b.pointer).sort(), [first.pointer, outside.pointer].sort(), 'the pool\'s blocks serve everyone now');
+    assert.throws(() => a.freePool(pool), /freeing an active or freed memory pool/);
+    assert.deepEqual(device.calls, ['alloc 1024', 'alloc 1024', 'alloc 4096', 'alloc 1024']);
   });
 });

@@ -1,6 +1,7 @@
 // The CUDA backend's koffi bindings against a fake of the CUDA libraries (fake-cuda.c, built here with the system C
 // compiler): every declaration binds, arguments arrive in the order and layout the C functions take, outputs come
-// back, and failures name the call and the library's error. No GPU needed; skipped when there is no C compiler.
+// back, and failures name the call and the library's error; graph capture and replay (the fake records and replays
+// launches, copies and memsets). No GPU needed; skipped when there is no C compiler.
 // (The real libraries are exercised by test/conformance/cuda.test.ts on a GPU machine.)
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -10,7 +11,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { CpuBackend } from '../../../src/backend/cpu/cpu-backend.ts';
-import { CudaBackend } from '../../../src/backend/cuda/cuda-backend.ts';
+import { CudaBackend, CudaStorage } from '../../../src/backend/cuda/cuda-backend.ts';
+import type { Tensor } from '../../../src/core/tensor.ts';
 import { CudaCallError } from '../../../src/backend/cuda/ffi.ts';
 import { NvrtcCompileError } from '../../../src/backend/cuda/nvrtc.ts';
 import { Rng } from '../../util/random.ts';
@@ -28,6 +30,12 @@ function buildFake(): { lib?: string; why?: string } {
 }
 
 const { lib, why } = buildFake();
+
+/** A CUDA tensor's device address. */
+function ptrOf(t: Tensor): number {
+  assert.ok(t.storage instanceof CudaStorage);
+  return t.storage.block.pointer;
+}
 
 describe('cuda bindings against a fake CUDA', { skip: why ?? false }, () => {
   const cacheDir = join(work, 'cache');
@@ -79,6 +87,54 @@ describe('cuda bindings against a fake CUDA', { skip: why ?? false }, () => {
     const got = await b.linear(b.upload(x, [M, K], 'f32'), b.upload(w, [N, K], 'f32')).read();
     const want = await cpu.linear(cpu.upload(x, [M, K], 'f32'), cpu.upload(w, [N, K], 'f32')).read();
     assert.deepEqual(got, want);
+  });
+
+  test('a captured step records, then every replay runs it on the inputs written before it', async () => {
+    const b = open();
+    const x = b.upload(Float32Array.of(1, 2, 3, 4), [4], 'f32');
+    const y = b.upload(Float32Array.of(10, 20, 30, 40), [4], 'f32');
+    const cache = b.zeros([3, 4], 'f32');
+    let released = 0;
+    const inPool: number[] = [];
+    const step = await b.capture(async () => {
+      const sum = b.add(x, y); // x + y, in the graph's pool
+      b.copyRows(cache, sum.reshape([1, 4]), 2); // a device-to-device copy node
+      const zero = b.zeros([4], 'f32'); // a memset node
+      const out = b.add(sum, zero);
+      inPool.push(ptrOf(sum), ptrOf(zero), ptrOf(out));
+      released = ptrOf(sum);
+      sum.dispose(); // released inside the capture: its block may serve the capture again, nothing else
+      return out;
+    });
+    assert.deepEqual(await cache.read(), new Float32Array(12), 'capturing runs nothing');
+    assert.deepEqual(await (await step.replay()).read(), Float32Array.of(11, 22, 33, 44));
+    b.write(x, Float32Array.of(-1, -2, -3, -4));
+    const out = await step.replay();
+    assert.deepEqual(await out.read(), Float32Array.of(9, 18, 27, 36));
+    assert.deepEqual((await cache.read()).subarray(8), Float32Array.of(9, 18, 27, 36));
+    assert.equal(await step.replay(), out, 'every replay gives the same output tensor');
+    // The step's memory stays its own: eager ops allocate elsewhere until it is disposed.
+    const eager = Array.from({ length: 4 }, () => b.add(x, y));
+    assert.ok(eager.every((t) => ![released, ptrOf(out)].includes(ptrOf(t))), 'an eager op got a block of the step');
+    step.dispose();
+    await assert.rejects(async () => out.read(), /used after it was released/);
+    const later = Array.from({ length: 3 }, () => b.add(x, y));
+    assert.deepEqual(later.map(ptrOf).sort(), [...inPool].sort(), 'once disposed, the step\'s blocks serve eager ops');
+  });
+
+  test('inside a capture, host transfers fail with an internal error and the capture is abandoned', async () => {
+    const b = open();
+    const x = b.upload(Float32Array.of(1, 2), [2], 'f32');
+    for (const [what, body] of [
+      ['read', async () => { await b.add(x, x).read(); return x; }],
+      ['upload', async () => b.upload(Float32Array.of(1), [1], 'f32')],
+      ['write', async () => { b.write(x, Float32Array.of(5, 6)); return x; }],
+    ] as const) {
+      await assert.rejects(b.capture(body), (err: unknown) => err instanceof Error &&
+        err.message === `internal error: ${what} inside a CUDA graph capture (a captured step may only queue device work)`);
+      assert.equal(b.device.capturing, false, `${what}: the capture was ended`);
+    }
+    assert.deepEqual(await b.add(x, x).read(), Float32Array.of(2, 4), 'the stream runs eagerly again');
   });
 
   test('failures name the call and the library\'s error', () => {

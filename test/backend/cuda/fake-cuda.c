@@ -4,7 +4,12 @@
  *
  * It does real work where the backend's arithmetic depends on argument order: copies move bytes, cublasGemmEx
  * computes the column-major f32 product of its arguments, and one kernel (add_f32) runs on the host. Kernels of
- * other names are "not found", as in a module that lacks them. */
+ * other names are "not found", as in a module that lacks them.
+ *
+ * Stream capture records instead of running: between cuStreamBeginCapture_v2 and cuStreamEndCapture, launches,
+ * device-to-device copies and memsets become nodes of a graph (argument values copied, as the driver copies
+ * them), cuGraphLaunch runs the nodes in order. Host transfers during a capture fail as the driver's do
+ * (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED), and so does a capture in a mode other than relaxed. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +17,57 @@
 typedef unsigned long long u64;
 static int fake_handle;
 #define DEV(p) ((void *)(uintptr_t)(p))
+
+/* ---- graphs: a node is a launch (fn + up to 8 argument values), a copy or a memset ---- */
+enum { LAUNCH, COPY, SET };
+typedef struct { int kind; void (*fn)(void **); u64 args[8]; u64 dst, src, n; unsigned char value; } node;
+typedef struct { node *nodes; int count; } graph;
+static graph *capture; /* the graph being recorded, 0 when not capturing */
+#define CAPTURE_UNSUPPORTED 900
+
+static void record(node n) {
+  capture->nodes = realloc(capture->nodes, sizeof(node) * (size_t)(capture->count + 1));
+  capture->nodes[capture->count++] = n;
+}
+static void run_node(const node *n) {
+  if (n->kind == COPY) memmove(DEV(n->dst), DEV(n->src), n->n);
+  else if (n->kind == SET) memset(DEV(n->dst), n->value, n->n);
+  else {
+    void *params[8];
+    u64 values[8];
+    for (int i = 0; i < 8; i++) { values[i] = n->args[i]; params[i] = &values[i]; }
+    n->fn(params);
+  }
+}
+static graph *copy_graph(const graph *g) {
+  graph *c = calloc(1, sizeof(graph));
+  c->count = g->count;
+  c->nodes = malloc(sizeof(node) * (size_t)(g->count ? g->count : 1));
+  memcpy(c->nodes, g->nodes, sizeof(node) * (size_t)g->count);
+  return c;
+}
+static void free_graph(graph *g) { free(g->nodes); free(g); }
+
+int cuStreamBeginCapture_v2(void *s, int mode) {
+  if (capture || mode != 2 || s != &fake_handle) return 1;
+  capture = calloc(1, sizeof(graph));
+  return 0;
+}
+int cuStreamEndCapture(void *s, void **g) {
+  if (!capture) return 1;
+  *g = capture;
+  capture = 0;
+  return 0;
+}
+int cuGraphInstantiateWithFlags(void **exec, void *g, unsigned long long flags) { *exec = copy_graph(g); return flags == 0 ? 0 : 1; }
+int cuGraphLaunch(void *exec, void *s) {
+  const graph *g = exec;
+  if (capture) return CAPTURE_UNSUPPORTED;
+  for (int i = 0; i < g->count; i++) run_node(&g->nodes[i]);
+  return 0;
+}
+int cuGraphExecDestroy(void *exec) { free_graph(exec); return 0; }
+int cuGraphDestroy(void *g) { free_graph(g); return 0; }
 
 /* ---- libcuda ---- */
 int cuInit(unsigned flags) { return flags == 0 ? 0 : 1; }
@@ -37,10 +93,26 @@ int cuMemAlloc_v2(u64 *p, size_t bytes) {
 }
 int cuMemFree_v2(u64 p) { free(DEV(p)); return 0; }
 int cuMemGetInfo_v2(size_t *f, size_t *t) { *f = (size_t)79 << 30; *t = (size_t)80 << 30; return 0; }
-int cuMemcpyHtoDAsync_v2(u64 dst, const void *src, size_t n, void *s) { memcpy(DEV(dst), src, n); return 0; }
-int cuMemcpyDtoHAsync_v2(void *dst, u64 src, size_t n, void *s) { memcpy(dst, DEV(src), n); return 0; }
-int cuMemcpyDtoDAsync_v2(u64 dst, u64 src, size_t n, void *s) { memmove(DEV(dst), DEV(src), n); return 0; }
-int cuMemsetD8Async(u64 dst, unsigned char v, size_t n, void *s) { memset(DEV(dst), v, n); return 0; }
+int cuMemcpyHtoDAsync_v2(u64 dst, const void *src, size_t n, void *s) {
+  if (capture) return CAPTURE_UNSUPPORTED;
+  memcpy(DEV(dst), src, n);
+  return 0;
+}
+int cuMemcpyDtoHAsync_v2(void *dst, u64 src, size_t n, void *s) {
+  if (capture) return CAPTURE_UNSUPPORTED;
+  memcpy(dst, DEV(src), n);
+  return 0;
+}
+int cuMemcpyDtoDAsync_v2(u64 dst, u64 src, size_t n, void *s) {
+  node c = { COPY, 0, {0}, dst, src, n, 0 };
+  if (capture) record(c); else run_node(&c);
+  return 0;
+}
+int cuMemsetD8Async(u64 dst, unsigned char v, size_t n, void *s) {
+  node c = { SET, 0, {0}, dst, 0, n, v };
+  if (capture) record(c); else run_node(&c);
+  return 0;
+}
 int cuModuleLoadData(void **m, const void *image) { *m = &fake_handle; return memcmp(image, "\x7f" "ELF", 4) == 0 ? 0 : 200; }
 
 static void add_f32(void **params) {
@@ -58,7 +130,9 @@ int cuFuncSetAttribute(void *fn, int a, int v) { return 0; }
 int cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                    unsigned shared, void *stream, void **params, void **extra) {
   if (gx == 0 || bx == 0 || bx > 1024 || extra != 0) return 1;
-  ((void (*)(void **))fn)(params);
+  node k = { LAUNCH, (void (*)(void **))fn, {0}, 0, 0, 0, 0 };
+  for (int i = 0; i < 8; i++) k.args[i] = *(u64 *)params[i]; /* the backend's argument block has 24 slots */
+  if (capture) record(k); else run_node(&k);
   return 0;
 }
 int cuEventCreate(void **e, unsigned flags) { *e = malloc(1); return 0; }
@@ -93,6 +167,7 @@ int nvrtcGetCUBIN(void *p, char *cubin) { memcpy(cubin, "\x7f" "ELFfake", 8); re
 /* ---- libcublas: GemmEx in f32, column-major, op(A) = A or Aᵀ ---- */
 int cublasCreate_v2(void **h) { *h = &fake_handle; return 0; }
 int cublasSetStream_v2(void *h, void *s) { return s == &fake_handle ? 0 : 7; }
+int cublasSetWorkspace_v2(void *h, u64 workspace, size_t bytes) { return h == &fake_handle && workspace != 0 && bytes >= 4096 ? 0 : 7; }
 const char *cublasGetStatusName(int s) { return s == 15 ? "CUBLAS_STATUS_NOT_SUPPORTED" : "CUBLAS_STATUS_INVALID_VALUE"; }
 int cublasGemmEx(void *h, int ta, int tb, int m, int n, int k, const void *alpha, u64 A, int at, int lda, u64 B, int bt,
                  int ldb, const void *beta, u64 C, int ct, int ldc, int compute, int algo) {

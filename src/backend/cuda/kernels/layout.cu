@@ -1,4 +1,4 @@
-// Layout kernels: slice_columns, concat_heads and embedding. They move stored values without arithmetic, so each
+// Layout kernels: slice_columns, concat_heads, embedding and write_rows. They move stored values without arithmetic, so each
 // copies raw element bits (exact in every dtype, NaN payloads included). Named <op>_<dtype> for f32, bf16, f16
 // (and i32 for the two layout ops), extern "C" so the backend finds them by name.
 //
@@ -48,3 +48,15 @@ FOR_EACH_LAYOUT_DTYPE(CONCAT_HEADS_KERNEL)
     }                                                                                                           \
   }
 FOR_EACH_FLOAT_DTYPE(EMBEDDING_KERNEL)
+
+// dst [R, D] row rows[t] = src [T, D] row t, in place (the KV cache append; rows come from device memory, so a
+// captured graph writes wherever the step's rows say). A row outside [0, R) writes nothing instead of outside dst.
+#define WRITE_ROWS_KERNEL(name, T, nan)                                                                        \
+  extern "C" __global__ void write_rows_##name(T* dst, const T* src, const int* rows, u64 dstRows, u64 width, \
+                                               u64 n) {                                                        \
+    GRID_STRIDE(i, n) {                                                                                         \
+      const long long row = rows[i / width];                                                                    \
+      if (row >= 0 && (u64)row < dstRows) dst[(u64)row * width + i % width] = src[i];                           \
+    }                                                                                                           \
+  }
+FOR_EACH_LAYOUT_DTYPE(WRITE_ROWS_KERNEL)

@@ -1,4 +1,4 @@
-// Launchers for layout.cu (the "launchers" half of that file): sliceColumns, concatHeads and embedding, each a
+// Launchers for layout.cu (the "launchers" half of that file): sliceColumns, concatHeads, embedding and writeRows, each a
 // grid-stride copy of raw element bits, the kernel picked by dtype and queued on the device's stream.
 // Legend: R = rows, C = columns, T = tokens, H = heads, A/B = per-head widths, V = vocabulary, D = row width;
 // n = elements written.
@@ -27,4 +27,10 @@ export function concatHeadsInto(
 export function embeddingInto(dev: CudaDevice, dtype: FloatDType, out: number, table: number, ids: number, vocab: number, width: number, n: number): void {
   const kernel = dev.kernel(SOURCE, `embedding_${dtype}`, ['ptr', 'ptr', 'ptr', 'u64', 'u64', 'u64']);
   dev.launchElementwise(kernel, n, [out, table, ids, vocab, width, n]);
+}
+
+/** dst [R, D] row rows[t] = src [T, D] row t (rows: i32 [T] on the device); n = T · D. Rows outside [0, R) are skipped. */
+export function writeRowsInto(dev: CudaDevice, dtype: DType, dst: number, src: number, rows: number, dstRows: number, width: number, n: number): void {
+  const kernel = dev.kernel(SOURCE, `write_rows_${dtype}`, ['ptr', 'ptr', 'ptr', 'u64', 'u64', 'u64']);
+  dev.launchElementwise(kernel, n, [dst, src, rows, dstRows, width, n]);
 }

@@ -1,17 +1,19 @@
-// Launchers for the MoE stage kernels (route.cu, dispatch.cu, grouped.cu): grid sizes, shared memory and argument
-// lists, queued on the device's stream. Arguments are device addresses; scratch memory comes from the allocator
-// and goes back to it once queued (the one stream orders its reuse).
+// Launchers for the MoE stage kernels (route.cu, dispatch.cu, grouped.cu, grouped-mma*.cu): grid sizes, shared
+// memory and argument lists, queued on the device's stream. Arguments are device addresses; scratch memory comes
+// from the allocator and goes back to it once queued (the one stream orders its reuse).
 //
 // Legend: T = tokens, E = experts, K = top-k, N = routed slots/rows (T*K), D = row length, Kin/Nout = GEMM sizes.
 import type { FloatDType } from '../../../core/dtype.ts';
-import { fail } from '../../../core/errors.ts';
-import type { RouterSpec } from '../../backend.ts';
+import { assert, fail } from '../../../core/errors.ts';
+import type { ClampedGlu, RouterSpec } from '../../backend.ts';
 import type { CudaDevice } from '../device.ts';
-import type { KernelFile } from '../launch.ts';
+import type { ArgKind, Kernel, KernelFile } from '../launch.ts';
 
 const ROUTE: KernelFile = { file: 'route.cu' };
 const DISPATCH: KernelFile = { file: 'dispatch.cu' };
 const GROUPED: KernelFile = { file: 'grouped.cu' };
+const GROUPED_MMA: KernelFile = { file: 'grouped-mma.cu' };
+const GROUPED_MMA_GLU: KernelFile = { file: 'grouped-mma-glu.cu' };
 
 /** Shared memory a block may take without opting in (cuFuncSetAttribute). */
 const STATIC_SHARED_LIMIT = 48 * 1024;
@@ -26,7 +28,8 @@ const GROUPED_THREADS = 256;
 const GEMV_COLUMNS = 32;
 const GEMV_THREADS = 256;
 /**
- * groupedLinear takes the GEMV kernel when N ≤ max(GEMV_MAX_ROWS, GEMV_ROWS_PER_EXPERT · E). The GEMV reads a hit
+ * Without tensor cores (f32, or rows not 16-byte aligned), groupedLinear takes the GEMV kernel when
+ * N ≤ max(GEMV_MAX_ROWS, GEMV_ROWS_PER_EXPERT · E), else the CUDA-core 64×64 tiles. The GEMV reads a hit
  * expert's weights once per 8 of its rows at ~copy speed; the 64×64 tiles read them once per 64 rows but at CUDA-core
  * speed with ≥ 87 % of each tile's multiply-adds wasted when an expert has ≤ 8 rows. So the GEMV wins whenever experts
  * average ≤ 16 rows (two passes), and for any split of ≤ 256 rows (worst case one expert, 32 passes over its weights,
@@ -34,6 +37,27 @@ const GEMV_THREADS = 256;
  */
 const GEMV_MAX_ROWS = 256;
 const GEMV_ROWS_PER_EXPERT = 16;
+/**
+ * grouped-mma.cuh (tensor cores, bf16/f16, sm_80+): 128 threads a block, tiles of BM rows × 128 columns, each stage
+ * of its shared-memory ring (BM + 128) rows of 128 bytes; `stages` must match the kernel lists of grouped-mma.cu
+ * and grouped-mma-glu.cu. On tensor cores a tile's unused rows cost little next to reading the expert's weights
+ * (the tile streams them once, through a deep copy pipeline), so it replaces the GEMV as soon as experts average
+ * more than MMA_MIN_ROWS_PER_EXPERT rows (the GEMV is then partly bound by CUDA-core FMAs, and experts over 8 rows
+ * cost it a second pass over the weights); it takes 128-row tiles once experts average MMA_TALL_ROWS_PER_EXPERT
+ * rows (fewer ldmatrix per mma, fewer re-reads of the weights). Both cuts are first estimates: bench/grouped-gemm.ts
+ * times the paths side by side.
+ */
+const MMA_TILES = { mma64: { rows: 64, stages: 4 }, mma128: { rows: 128, stages: 3 } } as const;
+const MMA_THREADS = 128;
+const MMA_COLUMNS = 128;
+const MMA_ROW_BYTES = 128;
+const MMA_MIN_ROWS_PER_EXPERT = 4;
+const MMA_TALL_ROWS_PER_EXPERT = 128;
+const MMA_MIN_COMPUTE_CAPABILITY = 80; // cp.async, ldmatrix, bf16 mma.sync
+const CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
+const CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT = 9;
+const GROUPED_ARGS: readonly ArgKind[] = ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'u64', 'u64', 'u64', 'i32'];
+const MMA_ARGS: readonly ArgKind[] = [...GROUPED_ARGS, 'f32', 'f32'];
 
 const SCORING = { 'softmax-topk': 0, 'topk-softmax': 1, sigmoid: 2 } as const;
 
@@ -123,23 +147,88 @@ export interface GroupedLinearArgs {
   Nout: number;
 }
 
+/** The kernels groupedLinearInto can run: GEMV (few rows), CUDA-core 64×64 tiles, tensor-core tiles of 64 or 128 rows. */
+export type GroupedLinearPath = 'gemv' | 'tiled' | keyof typeof MMA_TILES;
+
 /**
- * All experts' GEMMs in one launch. Few rows (decode): the GEMV kernel, blocks over (non-empty expert slot, column
- * strip), at most min(E, N) experts can have rows. Otherwise blocks over (expert, row tile, column tile). Either way
- * each block finds its expert from the offsets on the device (no host sync).
+ * The kernel for these arguments. Tensor cores for bf16/f16 on sm_80+ when rows are 16-byte aligned (Kin % 8 == 0,
+ * x and w 16-byte aligned); otherwise (f32, odd Kin) the GEMV and the CUDA-core tiles as before.
  */
-export function groupedLinearInto(dev: CudaDevice, dtype: FloatDType, a: GroupedLinearArgs): void {
+export function groupedLinearPath(dev: CudaDevice, dtype: FloatDType, a: GroupedLinearArgs): GroupedLinearPath {
+  const mma = dtype !== 'f32' && dev.info.computeCapability >= MMA_MIN_COMPUTE_CAPABILITY && a.Kin % 8 === 0 && a.x % 16 === 0 && a.w % 16 === 0;
+  if (!mma) return a.N <= Math.max(GEMV_MAX_ROWS, GEMV_ROWS_PER_EXPERT * a.E) ? 'gemv' : 'tiled';
+  if (a.N <= MMA_MIN_ROWS_PER_EXPERT * a.E) return 'gemv';
+  return a.N >= MMA_TALL_ROWS_PER_EXPERT * a.E ? 'mma128' : 'mma64';
+}
+
+/**
+ * All experts' GEMMs in one launch, by the kernel groupedLinearPath picks (`path` overrides it: benchmarks and
+ * tests). Each kernel finds its experts from the offsets on the device (no host sync).
+ */
+export function groupedLinearInto(dev: CudaDevice, dtype: FloatDType, a: GroupedLinearArgs, path = groupedLinearPath(dev, dtype, a)): void {
   if (a.N === 0 || a.Nout === 0) return;
-  if (a.N <= Math.max(GEMV_MAX_ROWS, GEMV_ROWS_PER_EXPERT * a.E)) {
-    groupedGemvInto(dev, dtype, a);
-    return;
-  }
+  if (path === 'gemv') groupedGemvInto(dev, dtype, a);
+  else if (path === 'tiled') groupedTilesInto(dev, dtype, a);
+  else groupedMmaInto(dev, dtype, a, path, 'none');
+}
+
+/** CUDA-core tiles (grouped_linear_<dtype>): blocks over (expert, row tile, column tile). */
+function groupedTilesInto(dev: CudaDevice, dtype: FloatDType, a: GroupedLinearArgs): void {
   const colTiles = Math.ceil(a.Nout / GROUPED_TILE);
   const rowTiles = Math.ceil(a.N / GROUPED_TILE) + a.E;
   const grid = rowTiles * colTiles;
   if (grid >= 2 ** 31) fail('unsupported', `groupedLinear on cuda: ${a.N} rows × ${a.Nout} outputs over ${a.E} experts is too large for one grid`);
-  const kernel = dev.kernel(GROUPED, `grouped_linear_${dtype}`, ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'u64', 'u64', 'u64', 'i32']);
+  const kernel = dev.kernel(GROUPED, `grouped_linear_${dtype}`, GROUPED_ARGS);
   dev.launch(kernel, grid, GROUPED_THREADS, [a.out, a.x, a.w, a.bias, a.offsets, a.E, a.N, a.Nout, a.Kin, colTiles]);
+}
+
+/**
+ * groupedLinear(x, gateUp) then siluMul in one launch (grouped_mma_<silu|clamped>_<dtype>_<rows>): out [N, F] =
+ * silu(gate) · up (or GPT-OSS's `clamped` form) from a.w = gateUp [E, 2F, Kin] (F gate rows, then F up rows; a.Nout
+ * = 2F) and a.bias f32 [E, 2F] or 0. Only where groupedLinear takes the tensor cores (`path` mma64 or mma128, as
+ * groupedLinearPath picks); returns false without queuing anything otherwise, and the caller runs the two ops. The
+ * gate and up sums enter the activation in f32 (the two ops round them to the dtype first), then round once.
+ */
+export function groupedSwiGluInto(
+  dev: CudaDevice, dtype: FloatDType, a: GroupedLinearArgs, clamped?: ClampedGlu, path = groupedLinearPath(dev, dtype, a),
+): boolean {
+  if (path === 'gemv' || path === 'tiled') return false;
+  assert(a.Nout % 2 === 0, `groupedSwiGlu: gate|up weights need an even row count, got ${a.Nout}`);
+  if (a.N > 0 && a.Nout > 0) groupedMmaInto(dev, dtype, a, path, clamped ?? 'silu');
+  return true;
+}
+
+/**
+ * Tensor-core tiles (grouped_mma_<dtype>_<rows>, or a GLU of them): row tiles start at each expert's first row, so
+ * the experts need at most floor(N / rows) + min(E, N) of them; blocks past the last real tile return at once.
+ */
+function groupedMmaInto(dev: CudaDevice, dtype: FloatDType, a: GroupedLinearArgs, path: keyof typeof MMA_TILES, glu: 'none' | 'silu' | ClampedGlu): void {
+  const { rows, stages } = MMA_TILES[path];
+  assert(dtype !== 'f32' && a.Kin % 8 === 0 && a.x % 16 === 0 && a.w % 16 === 0, `groupedLinear ${path} needs bf16/f16 rows of 16-byte multiples`);
+  const name = glu === 'none' ? dtype : `${glu === 'silu' ? 'silu' : 'clamped'}_${dtype}`;
+  const [outWidth, tileColumns] = glu === 'none' ? [a.Nout, MMA_COLUMNS] : [a.Nout / 2, MMA_COLUMNS / 2];
+  const colTiles = Math.ceil(outWidth / tileColumns);
+  const grid = (Math.floor(a.N / rows) + Math.min(a.E, a.N)) * colTiles;
+  if (grid >= 2 ** 31) fail('unsupported', `groupedLinear on cuda: ${a.N} rows × ${a.Nout} outputs over ${a.E} experts is too large for one grid`);
+  const sharedBytes = stages * (rows + MMA_COLUMNS) * MMA_ROW_BYTES;
+  const kernel = withSharedMemory(dev, dev.kernel(glu === 'none' ? GROUPED_MMA : GROUPED_MMA_GLU, `grouped_mma_${name}_${rows}`, MMA_ARGS), sharedBytes);
+  const [alpha, limit] = typeof glu === 'object' ? [glu.alpha, glu.limit] : [0, 0];
+  dev.launch(kernel, grid, MMA_THREADS, [a.out, a.x, a.w, a.bias, a.offsets, a.E, a.N, a.Nout, a.Kin, colTiles, alpha, limit], sharedBytes);
+}
+
+/** Kernels whose dynamic shared-memory limit has been raised (once per loaded kernel), and to what. */
+const sharedLimits = new WeakMap<Kernel, number>();
+
+/** Raises `kernel`'s dynamic shared-memory limit to `bytes` (past the 48 KiB default) and asks for the largest carveout. */
+function withSharedMemory(dev: CudaDevice, kernel: Kernel, bytes: number): Kernel {
+  if (bytes <= STATIC_SHARED_LIMIT || (sharedLimits.get(kernel) ?? 0) >= bytes) return kernel;
+  if (bytes > dev.info.maxSharedMemoryPerBlock) {
+    fail('unsupported', `${kernel.name} needs ${bytes} bytes of shared memory a block; ${dev.info.name} allows ${dev.info.maxSharedMemoryPerBlock}`);
+  }
+  dev.driver.funcSetAttribute(kernel.fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes);
+  dev.driver.funcSetAttribute(kernel.fn, CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, 100);
+  sharedLimits.set(kernel, bytes);
+  return kernel;
 }
 
 /** The small-N path of groupedLinearInto (grouped_gemv_<dtype>, same arguments but column strips last). */
@@ -147,7 +236,7 @@ function groupedGemvInto(dev: CudaDevice, dtype: FloatDType, a: GroupedLinearArg
   const colStrips = Math.ceil(a.Nout / GEMV_COLUMNS);
   const grid = colStrips * Math.max(1, Math.min(a.E, a.N));
   if (grid >= 2 ** 31) fail('unsupported', `groupedLinear on cuda: ${a.Nout} outputs over ${a.E} experts is too large for one grid`);
-  const kernel = dev.kernel(GROUPED, `grouped_gemv_${dtype}`, ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'i32', 'u64', 'u64', 'u64', 'i32']);
+  const kernel = dev.kernel(GROUPED, `grouped_gemv_${dtype}`, GROUPED_ARGS);
   dev.launch(kernel, grid, GEMV_THREADS, [a.out, a.x, a.w, a.bias, a.offsets, a.E, a.N, a.Nout, a.Kin, colStrips]);
 }
 

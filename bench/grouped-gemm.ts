@@ -1,0 +1,261 @@
+// The experts' grouped GEMM alone on the CUDA backend, per kernel path (moe.ts groupedLinearPath): the MoE
+// benchmark's shapes in bf16 (each model's gate|up GEMM x [N, H] · gateUp[e] [2F, H]ᵀ and down GEMM
+// [N, F] · down[e] [H, F]ᵀ at T = 64, 512, 4096, 16384 tokens; N = T·K rows, each token sent to K distinct experts
+// drawn uniformly), timed with CUDA events against the floor max(FLOPs ÷ cuBLAS bf16 rate, bytes ÷ copy rate)
+// measured in the same run. Checks first, and stops on a mismatch: every path against the CPU backend on odd shapes
+// (bf16, f16), then on every timed shape the first and last hit experts' rows against cuBLAS `linear`. The gate|up
+// rows also time the SwiGLU-fused kernel (groupedSwiGluInto) against the GEMM followed by the siluMul op.
+//   node --import tsx bench/grouped-gemm.ts [--json FILE] [--models Mixtral-8x7B,...] [--tokens 512,4096]
+//
+// Legend: T = tokens, N = routed rows, E = experts, K = top-k, H = hidden, F = expert FFN, Kin/Nout = GEMM sizes.
+import { writeFileSync } from 'node:fs';
+import { CpuBackend } from '../src/backend/cpu/cpu-backend.ts';
+import { CudaBackend, CudaStorage } from '../src/backend/cuda/cuda-backend.ts';
+import {
+  groupedLinearInto, groupedLinearPath, groupedSwiGluInto, type GroupedLinearArgs, type GroupedLinearPath,
+} from '../src/backend/cuda/kernels/moe.ts';
+import { SHAPES } from '../src/bench/moe-layer.ts';
+import { clockFor, formatTable, measureCopyGBs, measureGemmTflops, median, timeRepeats } from '../src/bench/measure.ts';
+import type { FloatDType } from '../src/core/dtype.ts';
+import { MoetsError } from '../src/core/errors.ts';
+import type { Tensor } from '../src/core/tensor.ts';
+
+/** Prefill cells of the MoE benchmark, and T = 64, where the GEMV / tensor-core cut falls for most models. */
+const PREFILL_TOKENS = [64, 512, 4096, 16384];
+/** Paths timed on every shape; the GEMV too where experts average ≤ GEMV_COMPARE_ROWS rows (to place the cut). */
+const TIMED_PATHS: GroupedLinearPath[] = ['mma64', 'mma128'];
+const GEMV_COMPARE_ROWS = 32;
+/** Largest relative error (‖Δ‖ / ‖ref‖) a check accepts: a few bf16/f16 roundings of the output. */
+const MAX_REL = { bf16: 1e-2, f16: 5e-3 } as const;
+
+interface Row {
+  model: string;
+  gemm: 'gate|up' | 'down';
+  tokens: number;
+  N: number;
+  E: number;
+  Kin: number;
+  Nout: number;
+  /** A kernel path; `<path>+silu`: gate|up with SwiGLU fused; `<path>, siluMul`: the GEMM then the siluMul op. */
+  path: string;
+  auto: boolean;
+  ms: number;
+  tflops: number;
+  floorMs: number;
+  pctOfFloor: number;
+  relError: number;
+}
+
+/** mulberry32: the bench's routing, the same on every run. */
+function uniforms(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    let t = (s = (s + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Rows per expert when each of T tokens picks K distinct experts of E uniformly. */
+function routeCounts(T: number, E: number, K: number, seed: number): number[] {
+  const next = uniforms(seed);
+  const counts = new Array<number>(E).fill(0);
+  for (let t = 0; t < T; t++) {
+    const chosen = new Set<number>();
+    while (chosen.size < K) chosen.add(Math.floor(next() * E));
+    for (const e of chosen) counts[e]!++;
+  }
+  return counts;
+}
+
+const offsetsOf = (counts: number[]) => counts.reduce((o, n) => [...o, o.at(-1)! + n], [0]);
+
+function pointer(t: Tensor): number {
+  if (!(t.storage instanceof CudaStorage)) throw new Error(`${t} is not a CUDA tensor`);
+  return t.storage.block.pointer;
+}
+
+function relError(got: Float32Array, want: Float32Array): number {
+  let d2 = 0;
+  let n2 = 0;
+  for (let i = 0; i < want.length; i++) {
+    d2 += (got[i]! - want[i]!) ** 2;
+    n2 += want[i]! ** 2;
+  }
+  return Math.sqrt(d2 / Math.max(n2, 1e-30));
+}
+
+class GroupedBench {
+  readonly cpu = new CpuBackend();
+  constructor(readonly cuda: CudaBackend) {}
+
+  /** groupedLinear through `path` into a new [N, Nout] tensor. */
+  run(path: GroupedLinearPath, dtype: FloatDType, x: Tensor, w: Tensor, offsets: Tensor, bias?: Tensor): Tensor {
+    const [E, Nout, Kin] = [w.dim(0), w.dim(1), w.dim(2)];
+    const out = this.cuda.zeros([x.dim(0), Nout], dtype);
+    groupedLinearInto(this.cuda.device, dtype, this.args(out, x, w, offsets, E, Kin, Nout, bias), path);
+    return out;
+  }
+
+  args(out: Tensor, x: Tensor, w: Tensor, offsets: Tensor, E: number, Kin: number, Nout: number, bias?: Tensor): GroupedLinearArgs {
+    return { out: pointer(out), x: pointer(x), w: pointer(w), bias: bias ? pointer(bias) : 0, offsets: pointer(offsets), N: x.dim(0), E, Kin, Nout };
+  }
+
+  /** Every path against the CPU backend (f32 arithmetic on the same stored values) on odd shapes; throws on a mismatch. */
+  async checkAgainstCpu(): Promise<string[]> {
+    const lines: string[] = [];
+    const shapes = [
+      { counts: [0, 70, 1, 0, 64, 9], Kin: 200, Nout: 136 },
+      { counts: [300, 0, 129], Kin: 72, Nout: 17 },
+      { counts: [1100, 3], Kin: 264, Nout: 200 },
+    ];
+    for (const dtype of ['bf16', 'f16'] as const) {
+      for (const [i, s] of shapes.entries()) {
+        const E = s.counts.length;
+        const offsets = offsetsOf(s.counts);
+        const N = offsets.at(-1)!;
+        const x = this.cuda.randomNormal([N, s.Kin], dtype, 1000 + i, 1);
+        const w = this.cuda.randomNormal([E, s.Nout, s.Kin], dtype, 2000 + i, 0.2);
+        const bias = this.cuda.randomNormal([E, s.Nout], 'f32', 3000 + i, 1);
+        const off = this.cuda.upload(Int32Array.from(offsets), [E + 1], 'i32');
+        const host = async (t: Tensor) => this.cpu.upload((await t.read()) as Float32Array, [...t.shape], 'f32');
+        const want = (await this.cpu.groupedLinear(await host(x), await host(w), this.cpu.upload(Int32Array.from(offsets), [E + 1], 'i32'), await host(bias)).read()) as Float32Array;
+        for (const path of ['gemv', 'tiled', 'mma64', 'mma128'] as const) {
+          const y = this.run(path, dtype, x, w, off, bias);
+          const err = relError((await y.read()) as Float32Array, want);
+          y.dispose();
+          lines.push(`check vs CPU ${dtype} counts [${s.counts}] Kin ${s.Kin} Nout ${s.Nout} ${path}: relative error ${err.toExponential(2)}`);
+          if (!(err <= MAX_REL[dtype])) throw new Error(lines.at(-1));
+        }
+        if (s.Nout % 2 === 0) lines.push(...(await this.checkSwiGlu(dtype, x, w, off, bias, want, s.counts)));
+        for (const t of [x, w, bias, off]) t.dispose();
+      }
+    }
+    return lines;
+  }
+
+  /** The fused SwiGLU kernels (plain and clamped, both tile heights) against the CPU's siluMul of `linear`. */
+  async checkSwiGlu(dtype: keyof typeof MAX_REL, x: Tensor, w: Tensor, off: Tensor, bias: Tensor, linear: Float32Array, counts: number[]): Promise<string[]> {
+    const lines: string[] = [];
+    const [E, Nout, Kin] = [w.dim(0), w.dim(1), w.dim(2)];
+    const gateUp = this.cpu.upload(linear, [x.dim(0), Nout], 'f32');
+    for (const clamped of [undefined, { alpha: 1.702, limit: 7 }]) {
+      const want = (await this.cpu.siluMul(gateUp, clamped).read()) as Float32Array;
+      for (const path of ['mma64', 'mma128'] as const) {
+        const out = this.cuda.zeros([x.dim(0), Nout / 2], dtype);
+        groupedSwiGluInto(this.cuda.device, dtype, this.args(out, x, w, off, E, Kin, Nout, bias), clamped, path);
+        const err = relError((await out.read()) as Float32Array, want);
+        out.dispose();
+        lines.push(`check vs CPU ${dtype} counts [${counts}] Kin ${Kin} F ${Nout / 2} ${path}+${clamped ? 'clamped' : 'silu'}: relative error ${err.toExponential(2)}`);
+        if (!(err <= MAX_REL[dtype])) throw new Error(lines.at(-1));
+      }
+    }
+    return lines;
+  }
+
+  /** The rows of the first and last hit experts of `y` against cuBLAS linear on the same rows; the worse error. */
+  async checkAgainstCublas(y: Tensor, x: Tensor, w: Tensor, counts: number[]): Promise<number> {
+    const [E, Nout, Kin] = [w.dim(0), w.dim(1), w.dim(2)];
+    const offsets = offsetsOf(counts);
+    const hit = counts.flatMap((c, e) => (c > 0 ? [e] : []));
+    let worst = 0;
+    for (const e of new Set([hit[0]!, hit.at(-1)!])) {
+      const xs = this.cuda.sliceRows(x, offsets[e]!, counts[e]!);
+      const we = this.cuda.sliceRows(w.reshape([E * Nout, Kin]), e * Nout, Nout);
+      const want = this.cuda.linear(xs, we);
+      const got = this.cuda.sliceRows(y, offsets[e]!, counts[e]!);
+      worst = Math.max(worst, relError((await got.read()) as Float32Array, (await want.read()) as Float32Array));
+      for (const t of [xs, we, want, got]) t.dispose();
+    }
+    return worst;
+  }
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const option = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+  const models = option('--models')?.split(',') ?? SHAPES.map((s) => s.model);
+  const tokens = option('--tokens')?.split(',').map(Number) ?? PREFILL_TOKENS;
+  const cuda = CudaBackend.create();
+  const bench = new GroupedBench(cuda);
+  const clock = clockFor(cuda);
+  const info = cuda.device.info;
+  console.log(`${info.name}, sm_${info.computeCapability}, ${info.multiprocessors} SMs`);
+  for (const line of await bench.checkAgainstCpu()) console.log(line);
+  const gemmTflops = measureGemmTflops(cuda, clock, 8192, 1000);
+  const copyGBs = measureCopyGBs(cuda, clock, 2 ** 30, 1000);
+  console.log(`cuBLAS bf16 8192³: ${gemmTflops.toFixed(0)} TFLOP/s; copy ${copyGBs.toFixed(0)} GB/s`);
+  const rows: Row[] = [];
+  for (const s of SHAPES.filter((m) => models.includes(m.model))) {
+    for (const [gemm, Kin, Nout] of [['gate|up', s.H, 2 * s.F], ['down', s.F, s.H]] as const) {
+      const w = cuda.randomNormal([s.E, Nout, Kin], 'bf16', 7, 1 / Math.sqrt(Kin));
+      for (const T of tokens) {
+        const counts = routeCounts(T, s.E, s.K, 11 + T);
+        const N = T * s.K;
+        const x = cuda.randomNormal([N, Kin], 'bf16', 8 + T, 1);
+        const offsets = cuda.upload(Int32Array.from(offsetsOf(counts)), [s.E + 1], 'i32');
+        const out = cuda.zeros([N, Nout], 'bf16');
+        const a = bench.args(out, x, w, offsets, s.E, Kin, Nout);
+        const auto = groupedLinearPath(cuda.device, 'bf16', a);
+        const paths = [...TIMED_PATHS, ...(N <= GEMV_COMPARE_ROWS * s.E ? ['gemv' as const] : [])];
+        const hit = counts.filter((c) => c > 0).length;
+        const flops = 2 * N * Kin * Nout;
+        const bytes = 2 * (hit * Nout * Kin + N * Kin + N * Nout);
+        const floorMs = Math.max(flops / (gemmTflops * 1e9), bytes / (copyGBs * 1e6));
+        for (const path of paths) {
+          groupedLinearInto(cuda.device, 'bf16', a, path);
+          const err = await bench.checkAgainstCublas(out, x, w, counts);
+          if (!(err <= MAX_REL.bf16)) throw new Error(`${s.model} ${gemm} T=${T} ${path}: relative error ${err} against cuBLAS`);
+          const ms = median(timeRepeats(clock, () => groupedLinearInto(cuda.device, 'bf16', a, path), { warmup: 1, minRepeats: 3, capMs: 200 }));
+          const row: Row = {
+            model: s.model, gemm, tokens: T, N, E: s.E, Kin, Nout, path, auto: path === auto, ms,
+            tflops: flops / ms / 1e9, floorMs, pctOfFloor: (100 * floorMs) / ms, relError: err,
+          };
+          rows.push(row);
+          console.log(`${s.model} ${gemm} T=${T} ${path}${row.auto ? ' (auto)' : ''}: ${ms.toFixed(3)} ms, ${row.tflops.toFixed(0)} TFLOP/s, ${row.pctOfFloor.toFixed(1)} % of floor, error ${err.toExponential(1)}`);
+        }
+        if (gemm === 'gate|up' && auto !== 'gemv' && auto !== 'tiled') {
+          // SwiGLU fused into the auto path, against that GEMM followed by the siluMul op (the MoE layer today).
+          const hidden = cuda.zeros([N, Nout / 2], 'bf16');
+          const fused = bench.args(hidden, x, w, offsets, s.E, Kin, Nout);
+          const variants: [string, () => void][] = [
+            [`${auto}+silu`, () => groupedSwiGluInto(cuda.device, 'bf16', fused, undefined, auto)],
+            [`${auto}, siluMul`, () => { groupedLinearInto(cuda.device, 'bf16', a, auto); cuda.siluMul(out).dispose(); }],
+          ];
+          for (const [path, body] of variants) {
+            const ms = median(timeRepeats(clock, body, { warmup: 1, minRepeats: 3, capMs: 200 }));
+            rows.push({
+              model: s.model, gemm, tokens: T, N, E: s.E, Kin, Nout, path, auto: false, ms,
+              tflops: flops / ms / 1e9, floorMs, pctOfFloor: (100 * floorMs) / ms, relError: 0,
+            });
+            console.log(`${s.model} ${gemm} T=${T} ${path}: ${ms.toFixed(3)} ms`);
+          }
+          hidden.dispose();
+        }
+        for (const t of [x, offsets, out]) t.dispose();
+      }
+      w.dispose();
+      cuda.device.synchronize();
+      cuda.device.allocator.emptyCache();
+    }
+  }
+  const header = ['model', 'gemm', 'T', 'N/E', 'Kin', 'Nout', 'path', 'ms', 'TFLOP/s', 'floor ms', '% floor'];
+  console.log(`\n${formatTable(header, rows.map((r) => [
+    r.model, r.gemm, String(r.tokens), (r.N / r.E).toFixed(0), String(r.Kin), String(r.Nout), r.path + (r.auto ? '*' : ''),
+    r.ms.toFixed(3), r.tflops.toFixed(0), r.floorMs.toFixed(3), r.pctOfFloor.toFixed(1),
+  ]))}`);
+  const autoRows = rows.filter((r) => r.auto);
+  const geo = Math.exp(autoRows.reduce((acc, r) => acc + Math.log(r.pctOfFloor), 0) / Math.max(1, autoRows.length));
+  console.log(`* = the path groupedLinear picks; its geometric mean: ${geo.toFixed(1)} % of floor over ${autoRows.length} GEMMs`);
+  const jsonPath = option('--json');
+  if (jsonPath) writeFileSync(jsonPath, JSON.stringify({ tool: 'moets grouped-gemm', device: info.name, gemmTflops, copyGBs, rows }, null, 2));
+}
+
+try {
+  await main();
+} catch (err) {
+  if (!(err instanceof MoetsError)) throw err;
+  console.error(`bench/grouped-gemm.ts: ${err.message}`);
+  process.exitCode = 1;
+}
