@@ -5,7 +5,10 @@
 // measured in the same run. Checks first, and stops on a mismatch: every path against the CPU backend on odd shapes
 // (bf16, f16), then on every timed shape the first and last hit experts' rows against cuBLAS `linear`. The gate|up
 // rows also time the SwiGLU-fused kernel (groupedSwiGluInto) against the GEMM followed by the siluMul op.
+// On sm_90 the Hopper wgmma paths (wgmma256, wgmma128) are checked and timed too.
 //   node --import tsx bench/grouped-gemm.ts [--json FILE] [--models Mixtral-8x7B,...] [--tokens 512,4096]
+//     [--paths mma128,wgmma256]   (the paths timed; default: every tensor-core path this GPU runs)
+//     [--check gemv,wgmma256]     (the paths checked against the CPU; default: all; the GEMV is timed only if checked)
 //
 // Legend: T = tokens, N = routed rows, E = experts, K = top-k, H = hidden, F = expert FFN, Kin/Nout = GEMM sizes.
 import { writeFileSync } from 'node:fs';
@@ -17,13 +20,16 @@ import {
 import { SHAPES } from '../src/bench/moe-layer.ts';
 import { clockFor, formatTable, measureCopyGBs, measureGemmTflops, median, timeRepeats } from '../src/bench/measure.ts';
 import type { FloatDType } from '../src/core/dtype.ts';
-import { MoetsError } from '../src/core/errors.ts';
+import { fail, MoetsError } from '../src/core/errors.ts';
 import type { Tensor } from '../src/core/tensor.ts';
 
 /** Prefill cells of the MoE benchmark, and T = 64, where the GEMV / tensor-core cut falls for most models. */
 const PREFILL_TOKENS = [64, 512, 4096, 16384];
-/** Paths timed on every shape; the GEMV too where experts average ≤ GEMV_COMPARE_ROWS rows (to place the cut). */
-const TIMED_PATHS: GroupedLinearPath[] = ['mma64', 'mma128'];
+/** The tensor-core paths this GPU runs (wgmma: sm_90 only); all are checked, and timed on every shape. */
+function tensorCorePaths(computeCapability: number): GroupedLinearPath[] {
+  return ['mma64', 'mma128', ...(computeCapability === 90 ? (['wgmma128', 'wgmma256'] as const) : [])];
+}
+/** The GEMV is timed too where experts average ≤ GEMV_COMPARE_ROWS rows (to place the cut). */
 const GEMV_COMPARE_ROWS = 32;
 /** Largest relative error (‖Δ‖ / ‖ref‖) a check accepts: a few bf16/f16 roundings of the output. */
 const MAX_REL = { bf16: 1e-2, f16: 5e-3 } as const;
@@ -103,12 +109,18 @@ class GroupedBench {
   }
 
   /** Every path against the CPU backend (f32 arithmetic on the same stored values) on odd shapes; throws on a mismatch. */
-  async checkAgainstCpu(): Promise<string[]> {
+  async checkAgainstCpu(paths: GroupedLinearPath[]): Promise<string[]> {
     const lines: string[] = [];
     const shapes = [
       { counts: [0, 70, 1, 0, 64, 9], Kin: 200, Nout: 136 },
       { counts: [300, 0, 129], Kin: 72, Nout: 17 },
       { counts: [1100, 3], Kin: 264, Nout: 200 },
+      // 128-row tiles: 11 tiles of one expert (two groups), a last tile of 20 rows (the second warpgroup's rows all
+      // past the end), Kin not a multiple of the 64-wide k step, Nout past two 256-column tiles, an empty expert.
+      { counts: [1300, 65, 0, 148], Kin: 392, Nout: 600 },
+      // 170 tiles of 128 × 256 (more than one an SM), of 2 k steps, then of 1 (fewer than the ring's stages).
+      { counts: [3000, 1, 0, 700, 37], Kin: 72, Nout: 1100 },
+      { counts: [3000, 1, 0, 700, 37], Kin: 8, Nout: 1100 },
     ];
     for (const dtype of ['bf16', 'f16'] as const) {
       for (const [i, s] of shapes.entries()) {
@@ -121,14 +133,15 @@ class GroupedBench {
         const off = this.cuda.upload(Int32Array.from(offsets), [E + 1], 'i32');
         const host = async (t: Tensor) => this.cpu.upload((await t.read()) as Float32Array, [...t.shape], 'f32');
         const want = (await this.cpu.groupedLinear(await host(x), await host(w), this.cpu.upload(Int32Array.from(offsets), [E + 1], 'i32'), await host(bias)).read()) as Float32Array;
-        for (const path of ['gemv', 'tiled', 'mma64', 'mma128'] as const) {
+        for (const path of paths) {
           const y = this.run(path, dtype, x, w, off, bias);
           const err = relError((await y.read()) as Float32Array, want);
           y.dispose();
           lines.push(`check vs CPU ${dtype} counts [${s.counts}] Kin ${s.Kin} Nout ${s.Nout} ${path}: relative error ${err.toExponential(2)}`);
           if (!(err <= MAX_REL[dtype])) throw new Error(lines.at(-1));
         }
-        if (s.Nout % 2 === 0) lines.push(...(await this.checkSwiGlu(dtype, x, w, off, bias, want, s.counts)));
+        const fusable = paths.filter((p) => p !== 'gemv' && p !== 'tiled');
+        if (s.Nout % 2 === 0) lines.push(...(await this.checkSwiGlu(dtype, x, w, off, bias, want, s.counts, fusable)));
         for (const t of [x, w, bias, off]) t.dispose();
       }
     }
@@ -136,13 +149,15 @@ class GroupedBench {
   }
 
   /** The fused SwiGLU kernels (plain and clamped, both tile heights) against the CPU's siluMul of `linear`. */
-  async checkSwiGlu(dtype: keyof typeof MAX_REL, x: Tensor, w: Tensor, off: Tensor, bias: Tensor, linear: Float32Array, counts: number[]): Promise<string[]> {
+  async checkSwiGlu(
+    dtype: keyof typeof MAX_REL, x: Tensor, w: Tensor, off: Tensor, bias: Tensor, linear: Float32Array, counts: number[], tensorCore: GroupedLinearPath[],
+  ): Promise<string[]> {
     const lines: string[] = [];
     const [E, Nout, Kin] = [w.dim(0), w.dim(1), w.dim(2)];
     const gateUp = this.cpu.upload(linear, [x.dim(0), Nout], 'f32');
     for (const clamped of [undefined, { alpha: 1.702, limit: 7 }]) {
       const want = (await this.cpu.siluMul(gateUp, clamped).read()) as Float32Array;
-      for (const path of ['mma64', 'mma128'] as const) {
+      for (const path of tensorCore) {
         const out = this.cuda.zeros([x.dim(0), Nout / 2], dtype);
         groupedSwiGluInto(this.cuda.device, dtype, this.args(out, x, w, off, E, Kin, Nout, bias), clamped, path);
         const err = relError((await out.read()) as Float32Array, want);
@@ -182,7 +197,14 @@ async function main(): Promise<void> {
   const clock = clockFor(cuda);
   const info = cuda.device.info;
   console.log(`${info.name}, sm_${info.computeCapability}, ${info.multiprocessors} SMs`);
-  for (const line of await bench.checkAgainstCpu()) console.log(line);
+  const tensorCore = tensorCorePaths(info.computeCapability);
+  const every: GroupedLinearPath[] = ['gemv', 'tiled', ...tensorCore];
+  const pathsOption = (name: string, among: GroupedLinearPath[]) =>
+    option(name)?.split(',').map((p) => among.find((q) => q === p) ?? fail('usage', `${name}: no path ${p} here (${among})`));
+  const timed = pathsOption('--paths', tensorCore) ?? tensorCore;
+  const checked = pathsOption('--check', every) ?? every;
+  if (timed.some((p) => !checked.includes(p))) fail('usage', `every timed path must be checked: --paths ${timed} --check ${checked}`);
+  for (const line of await bench.checkAgainstCpu(checked)) console.log(line);
   const gemmTflops = measureGemmTflops(cuda, clock, 8192, 1000);
   const copyGBs = measureCopyGBs(cuda, clock, 2 ** 30, 1000);
   console.log(`cuBLAS bf16 8192³: ${gemmTflops.toFixed(0)} TFLOP/s; copy ${copyGBs.toFixed(0)} GB/s`);
@@ -198,7 +220,7 @@ async function main(): Promise<void> {
         const out = cuda.zeros([N, Nout], 'bf16');
         const a = bench.args(out, x, w, offsets, s.E, Kin, Nout);
         const auto = groupedLinearPath(cuda.device, 'bf16', a);
-        const paths = [...TIMED_PATHS, ...(N <= GEMV_COMPARE_ROWS * s.E ? ['gemv' as const] : [])];
+        const paths = [...timed, ...(N <= GEMV_COMPARE_ROWS * s.E && checked.includes('gemv') ? ['gemv' as const] : [])];
         const hit = counts.filter((c) => c > 0).length;
         const flops = 2 * N * Kin * Nout;
         const bytes = 2 * (hit * Nout * Kin + N * Kin + N * Nout);
@@ -215,14 +237,14 @@ async function main(): Promise<void> {
           rows.push(row);
           console.log(`${s.model} ${gemm} T=${T} ${path}${row.auto ? ' (auto)' : ''}: ${ms.toFixed(3)} ms, ${row.tflops.toFixed(0)} TFLOP/s, ${row.pctOfFloor.toFixed(1)} % of floor, error ${err.toExponential(1)}`);
         }
-        if (gemm === 'gate|up' && auto !== 'gemv' && auto !== 'tiled') {
-          // SwiGLU fused into the auto path, against that GEMM followed by the siluMul op (the MoE layer today).
+        if (gemm === 'gate|up') {
+          // SwiGLU fused into each timed path, against the auto path's GEMM followed by the siluMul op.
           const hidden = cuda.zeros([N, Nout / 2], 'bf16');
           const fused = bench.args(hidden, x, w, offsets, s.E, Kin, Nout);
-          const variants: [string, () => void][] = [
-            [`${auto}+silu`, () => groupedSwiGluInto(cuda.device, 'bf16', fused, undefined, auto)],
-            [`${auto}, siluMul`, () => { groupedLinearInto(cuda.device, 'bf16', a, auto); cuda.siluMul(out).dispose(); }],
-          ];
+          const variants = timed.map((p): [string, () => void] => [`${p}+silu`, () => groupedSwiGluInto(cuda.device, 'bf16', fused, undefined, p)]);
+          if (timed.includes(auto)) {
+            variants.push([`${auto}, siluMul`, () => { groupedLinearInto(cuda.device, 'bf16', a, auto); cuda.siluMul(out).dispose(); }]);
+          }
           for (const [path, body] of variants) {
             const ms = median(timeRepeats(clock, body, { warmup: 1, minRepeats: 3, capMs: 200 }));
             rows.push({

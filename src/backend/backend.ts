@@ -183,6 +183,14 @@ export interface Backend {
   gatherRows(x: Tensor, slots: Tensor, topK: number): Tensor;
   /** Per-expert GEMM: rows [offsets[e], offsets[e+1]) of x [N, Kin] times w[e] [Nout, Kin]ᵀ (+ bias[e] [Nout]) → [N, Nout]. */
   groupedLinear(x: Tensor, w: Tensor, offsets: Tensor, bias?: Tensor): Tensor;
+  /**
+   * The experts' first projection and their SwiGLU as one op: siluMul(groupedLinear(x, gateUp, offsets, bias),
+   * clamped) → [N, F], gateUp [E, 2F, Kin] (F gate rows, then F up rows, as siluMul splits its input), bias [E, 2F].
+   * The CPU composes those two ops. A backend may fuse them (CUDA does in its GEMV and tensor-core kernels): the
+   * gate and up sums then enter the activation in f32 instead of being rounded to the dtype first, so bf16/f16
+   * results differ from the two ops by about one rounding (within the conformance tolerance); f32 is unaffected.
+   */
+  groupedGluLinear(x: Tensor, gateUp: Tensor, offsets: Tensor, bias?: Tensor, clamped?: ClampedGlu): Tensor;
   /** out[t] = Σ over sorted rows n of token t: weights.flat[slots[n]] * y[n]; y [N, D], weights [T, K] → [T, D]. */
   scatterAddWeighted(y: Tensor, slots: Tensor, weights: Tensor, numTokens: number): Tensor;
 

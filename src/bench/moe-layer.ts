@@ -1,17 +1,20 @@
 // The MoE-layer benchmark (`moets bench moe-layer`): bf16, random weights made on the device (Backend.randomNormal),
-// real models' expert shapes, one MoeLayer.forward per timing (CUDA events, median after warm-up). Each cell is set
-// against its floor, max(selected experts' weight bytes + activation bytes ÷ measured copy bandwidth, FLOPs ÷
-// measured bf16 GEMM rate), both ceilings measured in the same run. scripts/peer_moe_layer.py writes the same cells
-// for torch._grouped_mm; bench/compare.ts prints both side by side.
+// real models' expert shapes, one MoeLayer.forward per timing (CUDA events, median after warm-up), timed two ways:
+// op by op (each kernel launched from the host, as prefill runs) and captured once as a CUDA graph and replayed (as
+// decode runs: launch overhead gone). Each cell is set against its floor, max(selected experts' weight bytes +
+// activation bytes ÷ measured copy bandwidth, FLOPs ÷ measured bf16 GEMM rate), both ceilings measured in the same
+// run. scripts/peer_moe_layer.py writes the same cells for torch._grouped_mm; bench/compare.ts prints both side by
+// side (its speed-up is on the op-by-op time, with a second geometric mean for the graph time).
 //
 // Legend: H = hidden, F = expert FFN size, E = experts, K = top-k, T = tokens.
 // Weights: router [E, H]; gateUp [E, 2F, H]; down [E, H, F]. x: [T, H].
-import type { RouterSpec } from '../backend/backend.ts';
+import type { CapturedStep, RouterSpec } from '../backend/backend.ts';
 import type { CudaBackend } from '../backend/cuda/cuda-backend.ts';
+import { MoetsError } from '../core/errors.ts';
 import type { Tensor } from '../core/tensor.ts';
 import { MoeLayer, type MoeWeights } from '../moe/moe-layer.ts';
 import {
-  clockFor, describeDevice, formatTable, measureCopyGBs, measureGemmTflops, median, releaseCachedMemory, type Ceilings,
+  clockFor, describeDevice, formatTable, measureCopyGBs, measureGemmTflops, median, releaseCachedMemory, timeRepeats, type Ceilings,
 } from './measure.ts';
 
 export interface MoeShape {
@@ -46,9 +49,12 @@ export interface Cell {
   E: number;
   K: number;
   tokens: number;
-  /** Median milliseconds of one forward. */
+  /** Median milliseconds of one forward, op by op. */
   ms: number;
   repeats: number;
+  /** Median milliseconds of one replay of the forward captured as a CUDA graph (absent: not measured, or failed). */
+  graphMs?: number;
+  graphRepeats?: number;
   /** Experts the routing of this input actually chose. */
   distinctExperts: number;
   /** Weight bytes of the chosen experts plus the router; activation bytes: x read + output written. */
@@ -57,7 +63,9 @@ export interface Cell {
   flops: number;
   floorMs: number;
   floorKind: 'memory' | 'compute';
+  /** floorMs as a percentage of ms (op by op), and of graphMs. */
   pctOfFloor: number;
+  graphPctOfFloor?: number;
 }
 
 export interface BenchFile {
@@ -104,10 +112,12 @@ export async function runMoeLayerBench(cuda: CudaBackend, opts: MoeLayerOptions)
       kind: 'moe', numExperts: s.E, expertIntermediateSize: s.F, router: s.router, selectionBias: s.router.scoring === 'sigmoid',
     }, w);
     for (const tokens of opts.tokens) {
-      const c = await cell(cuda, s, layer, w, tokens, ceilings, opts.capMs);
+      const c = await cell(cuda, s, layer, w, tokens, ceilings, opts.capMs, opts.log);
       file.cells.push(c);
       opts.save(file);
-      opts.log(`${s.model} T=${tokens}: ${c.ms.toFixed(3)} ms (${c.repeats} runs), floor ${c.floorMs.toFixed(3)} ms ${c.floorKind}, ${c.pctOfFloor.toFixed(1)} %`);
+      const graph = c.graphMs === undefined ? '' : `; as a graph ${c.graphMs.toFixed(3)} ms (${c.graphRepeats} replays), ${c.graphPctOfFloor!.toFixed(1)} %`;
+      opts.log(`${s.model} T=${tokens}: ${c.ms.toFixed(3)} ms op by op (${c.repeats} runs), floor ${c.floorMs.toFixed(3)} ms ${c.floorKind}, ` +
+        `${c.pctOfFloor.toFixed(1)} %${graph}`);
     }
     for (const t of Object.values(w) as Tensor[]) t.dispose();
     releaseCachedMemory(cuda);
@@ -134,15 +144,48 @@ async function distinctExperts(cuda: CudaBackend, x: Tensor, w: MoeWeights, s: M
   return new Set(ids).size;
 }
 
-async function cell(cuda: CudaBackend, s: MoeShape, layer: MoeLayer, w: MoeWeights, tokens: number, c: Required<Ceilings>, capMs: number): Promise<Cell> {
+async function cell(
+  cuda: CudaBackend, s: MoeShape, layer: MoeLayer, w: MoeWeights, tokens: number, c: Required<Ceilings>, capMs: number, log: (line: string) => void,
+): Promise<Cell> {
   const x = cuda.randomNormal([tokens, s.H], 'bf16', 100 + tokens, 1);
   const distinct = await distinctExperts(cuda, x, w, s);
   const times = await timeForwards(cuda, () => layer.forward(x), capMs);
+  const graphTimes = await timeGraphReplays(cuda, () => layer.forward(x), capMs, `${s.model} T=${tokens}`, log);
   x.dispose();
   const ms = median(times);
   const floor = floorOf(s, tokens, distinct, c);
   const { model, H, F, E, K } = s;
-  return { model, H, F, E, K, tokens, ms, repeats: times.length, distinctExperts: distinct, ...floor, pctOfFloor: (100 * floor.floorMs) / ms };
+  const graph = graphTimes && { graphMs: median(graphTimes), graphRepeats: graphTimes.length };
+  return {
+    model, H, F, E, K, tokens, ms, repeats: times.length, ...graph, distinctExperts: distinct, ...floor,
+    pctOfFloor: (100 * floor.floorMs) / ms, ...(graph && { graphPctOfFloor: (100 * floor.floorMs) / graph.graphMs }),
+  };
+}
+
+/**
+ * CUDA-event times of replays of `forward` captured once as a CUDA graph (Backend.capture, as decode steps run),
+ * after one warm-up replay. The op-by-op timing ran the same forward first, so every kernel is loaded before the
+ * capture (loading inside one is not allowed); the memory the op-by-op runs left cached goes back to the driver
+ * first, since a capture takes its memory fresh. A device error (out of memory in the capture's pool) is logged and
+ * leaves the cell without graph times.
+ */
+async function timeGraphReplays(
+  cuda: CudaBackend, forward: () => Promise<Tensor>, capMs: number, what: string, log: (line: string) => void,
+): Promise<number[] | undefined> {
+  releaseCachedMemory(cuda);
+  let step: CapturedStep;
+  try {
+    step = await cuda.capture(forward);
+  } catch (err) {
+    if (!(err instanceof MoetsError && err.kind === 'device')) throw err;
+    log(`${what}: no graph timing: ${err.message}`);
+    return undefined;
+  }
+  try {
+    return timeRepeats(clockFor(cuda), () => { void step.replay(); }, { capMs });
+  } finally {
+    step.dispose();
+  }
 }
 
 /**
@@ -166,18 +209,32 @@ async function timeForwards(cuda: CudaBackend, forward: () => Promise<Tensor>, c
   return times;
 }
 
-/** The table, one row per cell; `extra` adds columns (compare.ts). */
+/**
+ * The table, one row per cell: 'ms' and '% floor' op by op, 'graph ms' and 'graph %' replayed as a CUDA graph ('—'
+ * where not measured, e.g. files from before graph timing); `extra` adds columns (compare.ts).
+ */
 export function formatMoeTable(cells: Cell[], extra?: { header: string[]; row(c: Cell): string[] }): string {
-  const header = ['model', 'T', 'experts hit', 'ms', 'floor ms', 'bound', '% floor', ...(extra?.header ?? [])];
+  const header = ['model', 'T', 'experts hit', 'floor ms', 'bound', 'ms', '% floor', 'graph ms', 'graph %', ...(extra?.header ?? [])];
   return formatTable(header, cells.map((c) => [
-    c.model, String(c.tokens), `${c.distinctExperts}/${c.E}`, c.ms.toFixed(3), c.floorMs.toFixed(3), c.floorKind,
-    c.pctOfFloor.toFixed(1), ...(extra?.row(c) ?? []),
+    c.model, String(c.tokens), `${c.distinctExperts}/${c.E}`, c.floorMs.toFixed(3), c.floorKind, c.ms.toFixed(3),
+    c.pctOfFloor.toFixed(1), c.graphMs?.toFixed(3) ?? '—', c.graphPctOfFloor?.toFixed(1) ?? '—', ...(extra?.row(c) ?? []),
   ]));
 }
 
-/** The last lines of a run: cells with floor ≥ 0.1 ms that reach 80 %, and the geometric mean of % floor. */
+/** The geometric mean of xs (1 for none). */
+export function geometricMean(xs: readonly number[]): number {
+  return Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / Math.max(1, xs.length));
+}
+
+/**
+ * The last lines of a run: cells with floor ≥ 0.1 ms that reach 80 %, and the geometric mean of % floor, op by op
+ * and (over the cells that have one) replayed as a graph.
+ */
 export function moeSummary(cells: Cell[]): string {
   const reached = cells.filter((c) => c.floorMs >= 0.1);
-  const geo = Math.exp(reached.reduce((a, c) => a + Math.log(c.pctOfFloor), 0) / Math.max(1, reached.length));
-  return `cells with floor ≥ 0.1 ms: ${reached.filter((c) => c.pctOfFloor >= 80).length}/${reached.length} reach 80 %; geometric mean ${geo.toFixed(1)} % of floor`;
+  const graphed = reached.filter((c) => c.graphPctOfFloor !== undefined);
+  return `cells with floor ≥ 0.1 ms: op by op ${reached.filter((c) => c.pctOfFloor >= 80).length}/${reached.length} reach 80 %, ` +
+    `geometric mean ${geometricMean(reached.map((c) => c.pctOfFloor)).toFixed(1)} % of floor; as graphs ` +
+    `${graphed.filter((c) => c.graphPctOfFloor! >= 80).length}/${graphed.length} reach 80 %, geometric mean ` +
+    `${geometricMean(graphed.map((c) => c.graphPctOfFloor!)).toFixed(1)} %`;
 }

@@ -79,20 +79,36 @@ export class DecoderLM implements CausalLM {
     // Only an attached observer needs the positions on the host (its layers read their routing back anyway).
     const observed = this.observer ? (await inputs.positions.read()) as Int32Array : undefined;
     const m = this.spec.multipliers;
-    const residual = (branch: Tensor) => (m && m.residual !== 1 ? b.scale(branch, m.residual) : branch);
+    const eps = this.spec.rmsNormEps;
+    // Each intermediate is disposed once the op reading it is queued: the residual stream's old value, the norms'
+    // outputs and the branches (x + branch, the branch scaled first where the model says so).
+    const addResidual = (x: Tensor, branch: Tensor): Tensor => {
+      const scaled = m && m.residual !== 1 ? b.scale(branch, m.residual) : branch;
+      const sum = b.add(x, scaled);
+      for (const t of [x, branch, scaled]) t.dispose();
+      return sum;
+    };
     let x = b.embedding(this.w.embed, inputs.ids); // [N, D]
-    if (m && m.embedding !== 1) x = b.scale(x, m.embedding);
+    if (m && m.embedding !== 1) x = replaced(x, b.scale(x, m.embedding));
     for (const [i, layer] of this.w.layers.entries()) {
-      const attended = layer.attention.forward(b.rmsNorm(x, layer.inputNorm, this.spec.rmsNormEps), step, kv.layers[i]!);
-      x = b.add(x, residual(attended));
-      const h = b.rmsNorm(x, layer.postAttentionNorm, this.spec.rmsNormEps);
+      const normed = b.rmsNorm(x, layer.inputNorm, eps);
+      const attended = layer.attention.forward(normed, step, kv.layers[i]!);
+      normed.dispose();
+      x = addResidual(x, attended);
+      const h = b.rmsNorm(x, layer.postAttentionNorm, eps);
       const report = this.observer && observed ? { observer: this.observer, layer: i, positions: observed } : undefined;
       const ffnOut = layer.ffn.kind === 'dense' ? swiGlu(b, layer.ffn.weights, h) : await layer.ffn.layer.forward(h, report);
-      x = b.add(x, residual(ffnOut));
+      h.dispose();
+      x = addResidual(x, ffnOut);
     }
-    const last = lastRows(b, x, B, T, Math.min(opts.lastTokens ?? T, T)); // [B·T', D]
-    const logits = b.linear(b.rmsNorm(last, this.w.finalNorm, this.spec.rmsNormEps), this.w.lmHead);
-    return m && m.logitsDivisor !== 1 ? b.scale(logits, 1 / m.logitsDivisor) : logits;
+    const kept = Math.min(opts.lastTokens ?? T, T);
+    const last = lastRows(b, x, B, T, kept);
+    const normed = b.rmsNorm(last.reshape([B * kept, x.dim(1)]), this.w.finalNorm, eps); // [B·kept, D]
+    x.dispose();
+    last.dispose();
+    const logits = b.linear(normed, this.w.lmHead);
+    normed.dispose();
+    return m && m.logitsDivisor !== 1 ? replaced(logits, b.scale(logits, 1 / m.logitsDivisor)) : logits;
   }
 }
 
@@ -101,10 +117,19 @@ function kvCacheOf(cache: ModelCache): KVCache {
   return cache;
 }
 
-/** The last `keep` of each sequence's T rows of x [B·T, D] → [B·keep, D] (x itself when keep = T). */
+/**
+ * The last `keep` of each sequence's T rows of x [B·T, D]: x itself when keep = T, else a new tensor of B·keep rows
+ * ([keep, D] when B = 1, [B, keep·D] otherwise: reshape it to [B·keep, D]; a new tensor, so it can be disposed).
+ */
 function lastRows(b: Backend, x: Tensor, B: number, T: number, keep: number): Tensor {
   if (keep === T) return x;
   if (B === 1) return b.sliceRows(x, T - keep, keep);
   const D = x.dim(1);
-  return b.sliceColumns(x.reshape([B, T * D]), (T - keep) * D, keep * D).reshape([B * keep, D]);
+  return b.sliceColumns(x.reshape([B, T * D]), (T - keep) * D, keep * D);
+}
+
+/** `next`, after disposing `old` (the value it was computed from). */
+function replaced(old: Tensor, next: Tensor): Tensor {
+  old.dispose();
+  return next;
 }

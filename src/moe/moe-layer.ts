@@ -1,5 +1,5 @@
 // The sparse MoE feed-forward block as a pipeline of named stages, each a backend kernel:
-//   route → sortByExpert → gatherRows → groupedLinear (gate|up) → siluMul → groupedLinear (down) → scatterAddWeighted
+//   route → sortByExpert → gatherRows → groupedGluLinear (gate|up, then SwiGLU) → groupedLinear (down) → scatterAddWeighted
 // plus an optional shared expert (Qwen2-MoE) with its sigmoid gate. y = Σ_{k} w_k · E_{e_k}(x) (+ shared(x)).
 //
 // x: [T, D]  T = tokens, D = hidden, E = experts, K = top-k, N = T*K routed rows, F = expert FFN size.
@@ -43,29 +43,61 @@ export class MoeLayer {
   /** x [T, D] → [T, D]. When `report` is given, the routing decision is read back and handed to its observer. */
   async forward(x: Tensor, report?: RoutingReport): Promise<Tensor> {
     const b = this.backend;
-    const T = x.dim(0);
-    const K = this.spec.router.topK;
     const routerInput = this.spec.routerInF32 && x.dtype !== 'f32' ? b.cast(x, 'f32') : x;
-    const logits = b.linear(routerInput, this.w.router, this.w.routerBias);
-    const { weights, experts } = b.route(logits, this.spec.router, this.w.selectionBias);
-    const { slots, offsets } = b.sortByExpert(experts, this.spec.numExperts);
-    const rows = b.gatherRows(x, slots, K);
-    const hidden = b.siluMul(b.groupedLinear(rows, this.w.gateUp, offsets, this.w.gateUpBias), this.spec.activation);
-    const y = b.groupedLinear(hidden, this.w.down, offsets, this.w.downBias);
-    let out = b.scatterAddWeighted(y, slots, weights, T);
-    if (this.w.shared) {
-      let shared = swiGlu(b, this.w.shared, x);
-      if (this.w.sharedGate) shared = b.scaleRows(shared, b.sigmoid(b.linear(x, this.w.sharedGate)));
-      out = b.add(out, shared);
-    }
+    const logits = b.linear(routerInput, this.w.router, this.w.routerBias); // [T, E]
+    if (routerInput !== x) routerInput.dispose();
+    const { weights, experts } = b.route(logits, this.spec.router, this.w.selectionBias); // [T, K] each
+    logits.dispose();
+    let out = this.routedExperts(x, weights, experts);
+    if (this.w.shared) out = sumOf(b, out, this.sharedExpert(x, this.w.shared));
     if (report) {
       const [e, w] = await Promise.all([experts.read(), weights.read()]);
       report.observer.onRouting({
-        layer: report.layer, positions: report.positions, experts: e as Int32Array, weights: w as Float32Array, topK: K,
+        layer: report.layer, positions: report.positions, experts: e as Int32Array, weights: w as Float32Array, topK: this.spec.router.topK,
       });
     }
-    for (const t of [logits, weights, experts, slots, offsets, rows, hidden, y]) t.dispose();
-    if (routerInput !== x) routerInput.dispose();
+    weights.dispose();
+    experts.dispose();
     return out;
   }
+
+  /**
+   * The routed experts' weighted sum [T, D]: sort the slots by expert, gather their rows, SwiGLU FFN per expert,
+   * weighted scatter back. Each intermediate is disposed once the op that reads it is queued (on a GPU its memory
+   * serves the next op at once; at T = 16384 tokens they are hundreds of MB each).
+   */
+  private routedExperts(x: Tensor, weights: Tensor, experts: Tensor): Tensor {
+    const b = this.backend;
+    const { slots, offsets } = b.sortByExpert(experts, this.spec.numExperts); // [N], [E + 1]
+    const rows = b.gatherRows(x, slots, this.spec.router.topK); // [N, D]
+    const hidden = b.groupedGluLinear(rows, this.w.gateUp, offsets, this.w.gateUpBias, this.spec.activation); // [N, F]
+    rows.dispose();
+    const y = b.groupedLinear(hidden, this.w.down, offsets, this.w.downBias); // [N, D]
+    hidden.dispose();
+    offsets.dispose();
+    const out = b.scatterAddWeighted(y, slots, weights, x.dim(0)); // [T, D]
+    y.dispose();
+    slots.dispose();
+    return out;
+  }
+
+  /** The shared expert [T, D], scaled per token by sigmoid(x · sharedGate) when the model has that gate. */
+  private sharedExpert(x: Tensor, w: SwiGluWeights): Tensor {
+    const b = this.backend;
+    const shared = swiGlu(b, w, x);
+    if (!this.w.sharedGate) return shared;
+    const logit = b.linear(x, this.w.sharedGate); // [T, 1]
+    const gate = b.sigmoid(logit);
+    const gated = b.scaleRows(shared, gate);
+    for (const t of [logit, gate, shared]) t.dispose();
+    return gated;
+  }
+}
+
+/** a + b, both disposed. */
+function sumOf(backend: Backend, a: Tensor, b: Tensor): Tensor {
+  const sum = backend.add(a, b);
+  a.dispose();
+  b.dispose();
+  return sum;
 }

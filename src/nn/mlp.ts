@@ -10,6 +10,12 @@ export interface SwiGluWeights {
   down: Tensor;
 }
 
+/** x [T, D] → [T, D]; the intermediates are disposed as soon as the next op is queued. */
 export function swiGlu(backend: Backend, w: SwiGluWeights, x: Tensor): Tensor {
-  return backend.linear(backend.siluMul(backend.linear(x, w.gateUp)), w.down);
+  const projected = backend.linear(x, w.gateUp); // [T, 2F]
+  const hidden = backend.siluMul(projected); // [T, F]
+  projected.dispose();
+  const out = backend.linear(hidden, w.down);
+  hidden.dispose();
+  return out;
 }

@@ -1,7 +1,7 @@
-// Conformance cases for dense layers: linear (with/without bias, odd sizes, K = 1, one row, several weight tiles),
-// embedding, rmsNorm, rope (both pairings, partial rotary, attention scaling), attention (GQA, decode against a
-// cache, chunked prefill, sliding window, Dv ≠ Dh, positions given per query: out of order, several sequences,
-// sinks; cache rows past the positions hold garbage that must get no weight) and siluMul.
+// Conformance cases for dense layers: linear (with/without bias, odd sizes, K = 1, one row, several weight tiles,
+// decode sizes of 1..8 rows), embedding, rmsNorm, rope (both pairings, partial rotary, attention scaling), attention
+// (GQA, decode against a cache, chunked prefill, sliding window, Dv ≠ Dh, positions given per query: out of order,
+// several sequences, sinks; cache rows past the positions hold garbage that must get no weight) and siluMul.
 //
 // Legend: M = rows of x, K = input features, N = output features, B = sequences, T = tokens per sequence,
 // H = heads, Hkv = kv heads, Dh = head dim, Dv = value dim, S = cache rows per sequence.
@@ -20,6 +20,16 @@ import type { Rng } from '../util/random.ts';
  */
 const LINEAR_SHAPES = [
   [31, 33, 17], [1, 33, 127], [33, 127, 31], [5, 1, 7], [7, 19, 1], [16, 16, 8], [9, 127, 300], [127, 64, 33], [33, 1031, 65],
+] as const;
+
+/**
+ * [M, K, N] for linear with 1..8 rows (the CUDA GEMV when K % 8 == 0, bias on odd M): every row count, odd N,
+ * N = 1, K of one 16-byte vector, K past a whole round of loads, a long K with few outputs (Kin split across warps),
+ * many outputs; and K % 8 != 0 (cuBLAS again on CUDA).
+ */
+const DECODE_LINEAR_SHAPES = [
+  [1, 264, 129], [2, 256, 33], [3, 520, 7], [4, 64, 1], [5, 1032, 65], [6, 40, 513], [7, 8, 31], [8, 2048, 17],
+  [1, 4096, 17], [2, 8192, 5], [1, 512, 1100], [1, 263, 31], [8, 30, 9],
 ] as const;
 
 export function denseCases(ctx: SuiteContext): void {
@@ -51,6 +61,19 @@ export function denseCases(ctx: SuiteContext): void {
         const y3 = b.linear(x3.t.reshape([3, 11, 33]), w3.t);
         expectTensor(y3, dtype, [3, 11, 17], tag);
         expectClose(await readFloat(y3, tag), linearRef(x3.held, w3.held, 33, 17, 33), dtype, `${tag} x [3, 11, 33]`);
+      }
+    });
+
+    conformanceCase(ctx, 'linear at decode sizes (a few rows)', async (rng, tag, b) => {
+      for (const dtype of ctx.dtypes) {
+        for (const [M, K, N] of DECODE_LINEAR_SHAPES) {
+          const x = randomTensor(b, rng, [M, K], dtype);
+          const w = randomTensor(b, rng, [N, K], dtype, 1 / Math.sqrt(K));
+          const bias = M % 2 === 1 ? randomTensor(b, rng, [N], dtype) : undefined;
+          const y = b.linear(x.t, w.t, bias?.t);
+          expectTensor(y, dtype, [M, N], tag);
+          expectClose(await readFloat(y, tag), linearRef(x.held, w.held, M, N, K, bias?.held), dtype, `${tag} [${M}, ${K}]·[${N}, ${K}]ᵀ${bias ? ' + bias' : ''}`);
+        }
       }
     });
 

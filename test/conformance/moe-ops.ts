@@ -113,18 +113,23 @@ export function moeStageCases(ctx: SuiteContext): void {
     });
 
     // On CUDA (moe.ts groupedLinearPath) bf16/f16 with Kin % 8 == 0 take the tensor-core tiles once N > 4·E: 64-row
-    // tiles below 128·E rows, 128-row tiles from there; each case's comment names its CUDA path (f32 always stays
-    // on the GEMV / CUDA-core tiles). The shapes hit the kernel's edges: an expert straddling row tiles, Kin not a
-    // multiple of the 64-wide k step, Nout past one 128-column tile and odd Nout (element stores), N just above and
-    // at the GEMV cut, more than one group of 8 row tiles, more than 256 experts (two rounds of the tile search).
+    // tiles below 128·E rows, 128-row tiles from there (mma128); on sm_90 the wgmma tiles of 128 × 256 (`wg`) from
+    // 64·E rows. Each case's comment names its CUDA path (f32 always stays on the GEMV / CUDA-core tiles). The shapes
+    // hit the kernels' edges: an expert straddling row tiles, Kin not a multiple of the 64-wide k step, Nout past one
+    // column tile and odd Nout (element stores), N just above and at the GEMV cut, more than one group of 8 row
+    // tiles, more than 256 experts (two rounds of the tile search), a last 128-row tile whose second half (the
+    // second warpgroup's 64 rows) lies wholly past the expert's end.
     conformanceCase(ctx, 'groupedLinear: tensor-core tile edges, bias on and off', async (rng, tag, b) => {
       const many = Array.from({ length: 300 }, (_, e) => ({ 3: 900, 255: 700, 256: 1, 299: 800 })[e] ?? 0);
       const cases: GroupedCase[] = [
         { counts: [0, 70, 1, 0, 64, 9], Kin: 200, Nout: 136, bias: true },  // mma64: N 144, 70 rows over two tiles
-        { counts: [300, 0, 129], Kin: 72, Nout: 17, bias: false },          // mma128: N 429 ≥ 128·3, odd Nout
+        { counts: [300, 0, 129], Kin: 72, Nout: 17, bias: false },          // mma128 | wg: N 429 ≥ 128·3, odd Nout
         { counts: [0, 9, 8, 0], Kin: 64, Nout: 40, bias: true },            // mma64: N 17, just above 4·E
         { counts: [0, 12, 4, 0], Kin: 64, Nout: 40, bias: true },           // gemv: N 16 = 4·E, 12 rows: 2 passes
-        { counts: [1100], Kin: 72, Nout: 136, bias: true },                 // mma128: 9 row tiles, two groups
+        { counts: [1100], Kin: 72, Nout: 136, bias: true },                 // mma128 | wg: 9 row tiles, two groups
+        { counts: [120, 80, 0], Kin: 136, Nout: 264, bias: false },         // mma64 | wg: N 200 ≥ 64·3, Nout 256 + 8
+        { counts: [520, 20, 0, 150], Kin: 200, Nout: 520, bias: true },     // mma128 | wg: last tiles of 8, 20, 22 rows
+        { counts: [3000, 1, 0, 700, 37], Kin: 16, Nout: 1100, bias: true }, // mma128 | wg: 170 tiles, > 1 an SM; 1 k step
         { counts: many, Kin: 16, Nout: 8, bias: false },                    // mma64: 300 experts, 4 hit
         { counts: [200, 0, 100], Kin: 36, Nout: 24, bias: true },           // tiled: Kin % 8 != 0
         { counts: [0, 70, 1, 0, 64, 9], Kin: 36, Nout: 136, bias: false },  // gemv: Kin % 8 != 0, N ≤ 256

@@ -11,6 +11,7 @@ import { FLOAT_DTYPES, type SuiteContext } from './check.ts';
 import { captureCases } from './capture-ops.ts';
 import { attentionCases, denseCases } from './dense-ops.ts';
 import { fillCases } from './fill-ops.ts';
+import { gluCases } from './glu-ops.ts';
 import { gptOssCases } from './gpt-oss-ops.ts';
 import { layoutCases } from './layout-ops.ts';
 import { elementwiseCases, memoryCases } from './memory-ops.ts';
@@ -42,6 +43,7 @@ export function conformanceSuite(label: string, makeBackend: () => Backend, opts
     moeStageCases(ctx);
     routingVariantCases(ctx);
     gptOssCases(ctx);
+    gluCases(ctx);
     moeChainCases(ctx);
     captureCases(ctx);
     fillCases(ctx);

@@ -222,6 +222,12 @@ export class CpuBackend implements Backend {
     return this.floatResult(out, x, [x.dim(0), N]);
   }
 
+  /** The two ops composed (the reference: the gate|up sums are rounded to x's dtype before the activation). */
+  groupedGluLinear(x: Tensor, gateUp: Tensor, offsets: Tensor, bias?: Tensor, clamped?: ClampedGlu): Tensor {
+    assert(gateUp.rank === 3 && gateUp.dim(1) % 2 === 0, `groupedGluLinear: ${gateUp} is not [E, 2F, Kin] (gate rows, then up rows)`);
+    return this.siluMul(this.groupedLinear(x, gateUp, offsets, bias), clamped);
+  }
+
   scatterAddWeighted(y: Tensor, slots: Tensor, weights: Tensor, numTokens: number): Tensor {
     const D = y.dim(-1);
     const K = weights.dim(-1);

@@ -4,19 +4,36 @@
 //
 // Size classes: powers of two up to 1 MiB (512 B at least); above, 8 classes per doubling (at most 12.5 % unused).
 // Reuse is safe with one stream: work that reads a released block was queued before any work that reuses it.
-// When the driver runs out of memory, the cached blocks are given back and the allocation is tried once more.
+// When the driver runs out of memory, the cached blocks are given back and the allocation is tried once more; if
+// that fails too, a DeviceOutOfMemoryError says what was asked, what the device has free, and what to do.
 //
 // Private pools (CUDA graphs): while a pool is active (a graph is being captured), allocations come from it —
 // blocks released inside the capture are reused inside it, anything else is taken fresh from the driver — and
 // never from the shared free lists, so a block released by someone else (a GC finalizer) is never baked into a
 // graph. The pool's blocks stay reserved for its graph, whatever is released, until freePool hands them all to
 // the shared free lists (the graph's replays were queued before any later use, so reuse stays in stream order).
-import { assert } from '../../core/errors.ts';
+import { assert, MoetsError } from '../../core/errors.ts';
+import { CudaCallError } from './ffi.ts';
 
-/** The driver's allocation calls (CudaDriver.memAlloc/memFree; a fake in tests). */
+/** The driver's allocation calls (CudaDriver.memAlloc/memFree/memGetInfo; a fake in tests). */
 export interface RawDeviceMemory {
+  /** Throws a CudaCallError (CUDA_ERROR_OUT_OF_MEMORY when the device is full). */
   alloc(bytes: number): number;
   free(pointer: number): void;
+  /** Free and total bytes of the device (cuMemGetInfo), for the out-of-memory message. */
+  info(): { free: number; total: number };
+}
+
+/** The device has no room for a block even after the allocator gave its cache back: one line, with what to do. */
+export class DeviceOutOfMemoryError extends MoetsError {
+  constructor(readonly requested: number, readonly device: { free: number; total: number } | undefined, inUse: number, capturing: boolean) {
+    const has = device ? `the GPU has ${formatBytes(device.free)} free of ${formatBytes(device.total)}` : 'cuMemGetInfo failed too';
+    const where = capturing ? ' while capturing a CUDA graph (MOETS_CUDA_GRAPHS=0 runs without graphs)' : '';
+    super('device', `out of GPU memory${where}: could not allocate ${formatBytes(requested)}; ${has}, moets's tensors ` +
+      `and weights hold ${formatBytes(inUse)}; run fewer tokens at once (a smaller --batch, --max-new-tokens or prompt), ` +
+      `a smaller model, or another device (--device)`);
+    this.name = 'DeviceOutOfMemoryError';
+  }
 }
 
 /** A block of device memory handed out by the allocator. */
@@ -76,7 +93,7 @@ export class CachingAllocator {
       this.stats.reused++;
       this.stats.bytesCached -= size;
     } else {
-      pointer = this.allocFromDevice(size);
+      pointer = this.allocFromDevice(size, true);
     }
     this.stats.bytesInUse += size;
     return { pointer, bytes: size, live: true };
@@ -132,8 +149,7 @@ export class CachingAllocator {
     if (pointer !== undefined) {
       this.stats.reused++;
     } else {
-      pointer = this.raw.alloc(size);
-      this.stats.deviceAllocs++;
+      pointer = this.allocFromDevice(size, false);
       this.stats.bytesInUse += size;
       pool.owned.set(pointer, size);
     }
@@ -154,18 +170,53 @@ export class CachingAllocator {
     this.stats.bytesCached = 0;
   }
 
-  private allocFromDevice(size: number): number {
-    let pointer: number;
+  /**
+   * `size` bytes from the driver. Out of memory: with `retry`, the cache goes back to the driver and the allocation is
+   * tried once more; then (or without `retry`: inside a capture) a DeviceOutOfMemoryError. Other errors pass through.
+   */
+  private allocFromDevice(size: number, retry: boolean): number {
+    let pointer: number | undefined;
     try {
       pointer = this.raw.alloc(size);
     } catch (err) {
-      if (this.stats.bytesCached === 0) throw err;
-      this.emptyCache();
-      pointer = this.raw.alloc(size);
+      if (!isOutOfMemory(err)) throw err;
     }
+    if (pointer === undefined && retry && this.stats.bytesCached > 0) {
+      this.emptyCache();
+      try {
+        pointer = this.raw.alloc(size);
+      } catch (err) {
+        if (!isOutOfMemory(err)) throw err;
+      }
+    }
+    if (pointer === undefined) throw new DeviceOutOfMemoryError(size, this.deviceMemory(), this.stats.bytesInUse, !retry);
     this.stats.deviceAllocs++;
     return pointer;
   }
+
+  /** The device's free and total memory, or undefined when even that query fails. */
+  private deviceMemory(): { free: number; total: number } | undefined {
+    try {
+      return this.raw.info();
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+function isOutOfMemory(err: unknown): boolean {
+  return err instanceof CudaCallError && err.codeName === 'CUDA_ERROR_OUT_OF_MEMORY';
+}
+
+/** Bytes for people: B, KiB, MiB or GiB with 3 significant digits. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (bytes >= 1024 && i < units.length - 1) {
+    bytes /= 1024;
+    i++;
+  }
+  return `${i === 0 ? bytes : bytes.toPrecision(3)} ${units[i]}`;
 }
 
 function pushTo(lists: Map<number, number[]>, size: number, pointer: number): void {

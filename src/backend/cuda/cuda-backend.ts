@@ -1,6 +1,6 @@
 // The CUDA backend: tensors in device memory from the caching allocator, every op queued on one stream, only
 // `read` waiting for results. Elementwise ops run the NVRTC-compiled kernels of kernels/elementwise.cu, `linear`
-// runs cublasGemmEx. Ops without a CUDA kernel yet (NOT_YET_ON_CUDA) throw MoetsError('unsupported').
+// runs the GEMV of kernels/gemv.cu for a few bf16/f16 rows, else cublasGemmEx. Ops without a CUDA kernel yet (NOT_YET_ON_CUDA) throw MoetsError('unsupported').
 //
 // Memory: `release` (Tensor.dispose) gives a tensor's block back at once; a tensor dropped without it gives its
 // block back when the garbage collector finalises its storage. A view (reshape) shares its tensor's storage, so
@@ -25,7 +25,10 @@ import {
   binaryInto, broadcastRowsInto, castInto, clampInto, scaleInto, scaleRowsInto, sigmoidInto,
 } from './kernels/elementwise.ts';
 import { attentionInto } from './kernels/attention.ts';
-import { gatherRowsInto, groupedLinearInto, routeInto, scatterAddWeightedInto, sortByExpertInto } from './kernels/moe.ts';
+import { denseGemvInto, denseGemvPlan } from './kernels/gemv.ts';
+import {
+  gatherRowsInto, groupedGluLinearInto, groupedLinearInto, routeInto, scatterAddWeightedInto, sortByExpertInto, type GroupedLinearArgs,
+} from './kernels/moe.ts';
 import { concatHeadsInto, embeddingInto, sliceColumnsInto, writeRowsInto } from './kernels/layout.ts';
 import { clampedGluInto, rmsNormInto, ropeInto, siluMulInto, softmaxInto } from './kernels/norm-rope.ts';
 import { fillRandomInto } from './kernels/random.ts';
@@ -210,8 +213,16 @@ export class CudaBackend implements Backend {
     const weights = this.asDType(w, dtype);
     const b = bias && this.asDType(bias, dtype);
     assert(!b || b.size === N, `linear bias ${bias} for ${w}`);
-    if (b) broadcastRowsInto(this.device, dtype, ptr(out), ptr(b), N, M * N);
-    this.device.cublas.linear(ptr(out), ptr(x), ptr(weights), dtype, { M, N, K }, b !== undefined);
+    // A few rows (decode): the GEMV streams the weights once at close to copy speed, where cuBLAS picks split-K
+    // kernels that read them at under half of it. Else cuBLAS, the bias copied into out first and added by beta = 1.
+    const gemv = { out: ptr(out), x: ptr(x), w: ptr(weights), bias: b ? ptr(b) : 0, T: M, Nout: N, Kin: K };
+    const plan = denseGemvPlan(this.device, dtype, gemv);
+    if (plan) {
+      denseGemvInto(this.device, dtype, gemv, plan);
+    } else {
+      if (b) broadcastRowsInto(this.device, dtype, ptr(out), ptr(b), N, M * N);
+      this.device.cublas.linear(ptr(out), ptr(x), ptr(weights), dtype, { M, N, K }, b !== undefined);
+    }
     if (weights !== w) this.release(weights);
     if (b && b !== bias) this.release(b);
     return out;
@@ -305,18 +316,13 @@ export class CudaBackend implements Backend {
   }
 
   groupedLinear(x: Tensor, w: Tensor, offsets: Tensor, bias?: Tensor): Tensor {
-    const [E, Nout, Kin] = [w.dim(0), w.dim(1), w.dim(2)];
-    assert(w.rank === 3 && x.dim(-1) === Kin && offsets.dtype === 'i32' && offsets.size === E + 1, `groupedLinear: ${x}, ${w}, offsets ${offsets}`);
-    assert(!bias || bias.size === E * Nout, `groupedLinear bias ${bias} for ${w}`);
-    const dtype = floatOf(x);
-    const N = x.size / Kin;
-    const out = this.empty([N, Nout], dtype);
-    const weights = this.asDType(w, dtype);
-    const b = bias && this.asDType(bias, 'f32');
-    groupedLinearInto(this.device, dtype, { out: ptr(out), x: ptr(x), w: ptr(weights), bias: b ? ptr(b) : 0, offsets: ptr(offsets), N, E, Kin, Nout });
-    if (weights !== w) this.release(weights);
-    if (b && b !== bias) this.release(b);
-    return out;
+    return this.grouped('groupedLinear', x, w, offsets, bias, 1, (dtype, args) => groupedLinearInto(this.device, dtype, args));
+  }
+
+  /** Fused where kernels/moe.ts can (GEMV or tensor-core kernels with the GLU in their epilogue), else the two ops. */
+  groupedGluLinear(x: Tensor, gateUp: Tensor, offsets: Tensor, bias?: Tensor, clamped?: ClampedGlu): Tensor {
+    assert(gateUp.rank === 3 && gateUp.dim(1) % 2 === 0, `groupedGluLinear: ${gateUp} is not [E, 2F, Kin] (gate rows, then up rows)`);
+    return this.grouped('groupedGluLinear', x, gateUp, offsets, bias, 2, (dtype, args) => groupedGluLinearInto(this.device, dtype, args, clamped));
   }
 
   scatterAddWeighted(y: Tensor, slots: Tensor, weights: Tensor, numTokens: number): Tensor {
@@ -359,6 +365,28 @@ export class CudaBackend implements Backend {
     if (b.dtype !== dtype) fail('unsupported', `${op} of ${a.dtype} and ${b.dtype} is not implemented on cuda yet; cast one first`);
     const out = this.empty(a.shape, dtype);
     binaryInto(this.device, op, dtype, ptr(out), ptr(a), ptr(b), a.size);
+    return out;
+  }
+
+  /**
+   * The grouped GEMMs' common part: x [N, Kin], w [E, Nout, Kin] (cast to x's dtype), bias [E, Nout] (as f32),
+   * offsets i32 [E + 1] checked and turned into device addresses for `run`, whose output is [N, Nout / outDivisor].
+   */
+  private grouped(
+    op: string, x: Tensor, w: Tensor, offsets: Tensor, bias: Tensor | undefined, outDivisor: number,
+    run: (dtype: FloatDType, args: GroupedLinearArgs) => void,
+  ): Tensor {
+    const [E, Nout, Kin] = [w.dim(0), w.dim(1), w.dim(2)];
+    assert(w.rank === 3 && x.dim(-1) === Kin && offsets.dtype === 'i32' && offsets.size === E + 1, `${op}: ${x}, ${w}, offsets ${offsets}`);
+    assert(!bias || bias.size === E * Nout, `${op} bias ${bias} for ${w}`);
+    const dtype = floatOf(x);
+    const N = x.size / Kin;
+    const out = this.empty([N, Nout / outDivisor], dtype);
+    const weights = this.asDType(w, dtype);
+    const b = bias && this.asDType(bias, 'f32');
+    run(dtype, { out: ptr(out), x: ptr(x), w: ptr(weights), bias: b ? ptr(b) : 0, offsets: ptr(offsets), N, E, Kin, Nout });
+    if (weights !== w) this.release(weights);
+    if (b && b !== bias) this.release(b);
     return out;
   }
 

@@ -52,7 +52,9 @@ export class CudaDevice {
     readonly cublas: Cublas,
     readonly compileCache: CompileCache,
   ) {
-    this.allocator = new CachingAllocator({ alloc: (bytes) => driver.memAlloc(bytes), free: (p) => driver.memFree(p) });
+    this.allocator = new CachingAllocator({
+      alloc: (bytes) => driver.memAlloc(bytes), free: (p) => driver.memFree(p), info: () => driver.memGetInfo(),
+    });
     this.modules = new KernelModules(driver, compileCache, info.computeCapability);
     this.args = new KernelArgs(loadKoffi());
     this.maxElementwiseGrid = info.multiprocessors * ELEMENTWISE_BLOCKS_PER_SM;

@@ -1,21 +1,34 @@
 // The CUDA backend's caching allocator (src/backend/cuda/allocator.ts) over a fake device with a fixed capacity:
 // size classes, reuse without new driver allocations, the counters, giving the cache back when the device runs
-// out of memory, and the private pools of captured graphs. No GPU needed.
+// out of memory (and the one-line error when even that is not enough), and the private pools of captured graphs.
+// No GPU needed.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { CachingAllocator, sizeClass, type RawDeviceMemory } from '../../../src/backend/cuda/allocator.ts';
+import { CachingAllocator, DeviceOutOfMemoryError, formatBytes, sizeClass, type RawDeviceMemory } from '../../../src/backend/cuda/allocator.ts';
+import { CudaCallError } from '../../../src/backend/cuda/ffi.ts';
+import { MoetsError } from '../../../src/core/errors.ts';
 import { Rng } from '../../util/random.ts';
 
-/** A device of `capacity` bytes: allocations are address ranges; an allocation past capacity throws. */
-function fakeDevice(capacity: number): RawDeviceMemory & { live: Map<number, number>; calls: string[] } {
+type FakeDevice = RawDeviceMemory & { live: Map<number, number>; calls: string[]; failNext?: CudaCallError | undefined };
+
+/**
+ * A device of `capacity` bytes: allocations are address ranges; one past capacity throws the driver's
+ * CUDA_ERROR_OUT_OF_MEMORY, and `failNext` makes the next allocation throw that error instead.
+ */
+function fakeDevice(capacity: number): FakeDevice {
   const live = new Map<number, number>();
   const calls: string[] = [];
   let next = 0x7f0000000000;
-  return {
+  const used = () => [...live.values()].reduce((a, b) => a + b, 0);
+  const device: FakeDevice = {
     live, calls,
     alloc(bytes) {
-      const used = [...live.values()].reduce((a, b) => a + b, 0);
-      if (used + bytes > capacity) throw new Error('cuMemAlloc failed: CUDA_ERROR_OUT_OF_MEMORY');
+      const failure = device.failNext;
+      if (failure) {
+        device.failNext = undefined;
+        throw failure;
+      }
+      if (used() + bytes > capacity) throw new CudaCallError('cuMemAlloc', 2, 'CUDA_ERROR_OUT_OF_MEMORY', `out of memory; ${bytes} bytes`);
       const pointer = next;
       next += bytes;
       live.set(pointer, bytes);
@@ -26,7 +39,9 @@ function fakeDevice(capacity: number): RawDeviceMemory & { live: Map<number, num
       assert.ok(live.delete(pointer), `free of unknown pointer ${pointer}`);
       calls.push('free');
     },
+    info: () => ({ free: capacity - used(), total: capacity }),
   };
+  return device;
 }
 
 describe('cuda allocator', () => {
@@ -83,8 +98,60 @@ describe('cuda allocator', () => {
     assert.equal(device.live.size, 1);
     assert.equal(device.live.get(big.pointer), 2048);
     assert.deepEqual(a.stats, { deviceAllocs: 4, deviceFrees: 3, reused: 0, bytesInUse: 2048, bytesCached: 0 });
-    assert.throws(() => a.allocate(4096), /CUDA_ERROR_OUT_OF_MEMORY/, 'nothing cached: the error goes to the caller');
+    assert.throws(() => a.allocate(4096), DeviceOutOfMemoryError, 'nothing cached: the error goes to the caller');
     assert.equal(a.stats.bytesInUse, 2048, 'a failed allocation is not counted');
+  });
+
+  test('still out of memory after the retry: one line saying what was asked, what is free, and what to do', () => {
+    const MiB = 1 << 20;
+    const device = fakeDevice(1024 * MiB);
+    const a = new CachingAllocator(device);
+    const held = a.allocate(640 * MiB);
+    a.release(a.allocate(256 * MiB)); // cached: given back before the retry, which still fails
+    let caught: unknown;
+    try {
+      a.allocate(384 * MiB + 1);
+    } catch (err) {
+      caught = err;
+    }
+    assert.ok(caught instanceof DeviceOutOfMemoryError && caught instanceof MoetsError && caught.kind === 'device', `got ${caught}`);
+    assert.equal(caught.message, 'out of GPU memory: could not allocate 416 MiB; the GPU has 384 MiB free of 1.00 GiB, moets\'s ' +
+      'tensors and weights hold 640 MiB; run fewer tokens at once (a smaller --batch, --max-new-tokens or prompt), a smaller ' +
+      'model, or another device (--device)');
+    assert.ok(!caught.message.includes('\n'));
+    assert.equal(caught.requested, 416 * MiB);
+    assert.deepEqual(caught.device, { free: 384 * MiB, total: 1024 * MiB });
+    assert.deepEqual(device.calls.filter((c) => c === 'free'), ['free'], 'the cache went back to the driver once');
+    assert.deepEqual(a.stats, { deviceAllocs: 2, deviceFrees: 1, reused: 0, bytesInUse: 640 * MiB, bytesCached: 0 });
+    a.release(held);
+    assert.equal(a.allocate(384 * MiB + 1).bytes, 416 * MiB, 'the allocator still works afterwards');
+  });
+
+  test('a driver error other than out-of-memory passes through, and the cache stays', () => {
+    const device = fakeDevice(1 << 20);
+    const a = new CachingAllocator(device);
+    a.release(a.allocate(1000));
+    const failure = new CudaCallError('cuMemAlloc', 201, 'CUDA_ERROR_INVALID_CONTEXT', '4096 bytes');
+    device.failNext = failure;
+    assert.throws(() => a.allocate(4000), (err: unknown) => err === failure);
+    assert.equal(a.stats.bytesCached, 1024);
+    assert.ok(!device.calls.includes('free'));
+  });
+
+  test('out of memory inside a capture: no retry (cuMemFree could synchronise the capturing stream), and the line says so', () => {
+    const device = fakeDevice(8192);
+    const a = new CachingAllocator(device);
+    a.release(a.allocate(4096)); // cached in the shared lists, out of the pool's reach
+    a.beginPool();
+    a.allocate(2048);
+    assert.throws(() => a.allocate(4096), (err: unknown) => err instanceof DeviceOutOfMemoryError &&
+      /^out of GPU memory while capturing a CUDA graph \(MOETS_CUDA_GRAPHS=0 runs without graphs\): could not allocate 4.00 KiB; the GPU has 2.00 KiB free of 8.00 KiB/.test(err.message));
+    a.endPool();
+    assert.ok(!device.calls.includes('free'), 'nothing was freed during the capture');
+  });
+
+  test('formatBytes', () => {
+    assert.deepEqual([0, 512, 1024, 1536, 402653184, 2 ** 40 * 1.5].map(formatBytes), ['0 B', '512 B', '1.00 KiB', '1.50 KiB', '384 MiB', '1.50 TiB']);
   });
 
   test('a private pool: its own blocks only, reuse inside it, reserved until freed, then shared', () => {

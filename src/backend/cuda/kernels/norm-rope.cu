@@ -4,16 +4,17 @@
 // even. Named <op>_<dtype> (rms_norm_<x>_<w>: the weight may have its own dtype), extern "C".
 //
 // This file is the "kernels" half; the launchers are in norm-rope.ts beside it. Compiled by NVRTC at run time
-// (see ../compile-cache.ts), with dtypes.cuh (bf16/f16 through PTX cvt) inlined by launch.ts.
+// (see ../compile-cache.ts), with dtypes.cuh (bf16/f16 through PTX cvt) and pack.cuh inlined by launch.ts.
 //
-// rms_norm and softmax run one block per row (blocks stride over the rows), with a block-wide reduction; they need
-// blockDim.x to be a multiple of 32 (the launchers use 256). The others are grid-stride loops over n outputs.
-// Indices are 64-bit.
+// rms_norm runs a group of threads per row with 16-byte accesses (see its comment); softmax runs one block per row
+// (blocks stride over the rows) with a block-wide reduction and needs blockDim.x to be a multiple of 32 (the
+// launcher uses 256). The others are grid-stride loops over n outputs. Indices are 64-bit.
 //
 // Legend: R = rows, D = row width, F = FFN width (x holds 2F: gate half, then up half), T = tokens, H = heads,
 // Dh = head dim, half = rotaryDim / 2 (rotating pairs per head).
 
 #include "dtypes.cuh"
+#include "pack.cuh"
 
 // ---- dtypes: storage type, widening load, narrowing store (as in elementwise.cu) -----------------------------
 
@@ -46,24 +47,95 @@ __device__ V block_reduce(V v, V identity, V* scratch) {
 // ---- rms_norm -----------------------------------------------------------------------------------------------
 // out = w * f32(x * inv), inv = 1 / sqrt(Σx² / D + eps). As the CPU reference (JavaScript numbers), the sum of
 // squares and inv are float64 (each x² is exact there) and x * inv is rounded to f32; w * that is an f32 product.
+//
+// `tpr` threads per row: a power of two ≤ 32 (blockDim / tpr rows per block, the sum through shuffles within the
+// group: q/k norms over heads of 64–256) or tpr = blockDim (one row per block, shuffles then one shared-memory step:
+// hidden-size rows). V = elements per pack (16-byte accesses; 1 when the launcher cannot align them). A thread keeps
+// its first RMS_CACHED packs of x and w in registers between the two passes (with the launcher's tpr that is every
+// pack for rows up to 2 · 1024 packs) and reads the rest again. Rows are walked in block-wide steps, so every thread
+// of a warp reaches every shuffle and barrier.
+#define RMS_CACHED 2
+
+// Σ v² over the threads of one group of `tpr`, in a fixed order; scratch: 32 doubles of shared memory.
+static __device__ __forceinline__ double group_sum(double v, int tpr, double* scratch) {
+  if (tpr <= 32) {
+    for (int offset = tpr >> 1; offset > 0; offset >>= 1) v += __shfl_xor_sync(FULL_MASK, v, offset);
+    return v;
+  }
+  return block_reduce<Sum>(v, 0.0, scratch);
+}
+
+template <class X, int V>
+static __device__ __forceinline__ double sum_squares(const Pack<typename X::T, V>& p, double acc) {
+#pragma unroll
+  for (int e = 0; e < V; e++) {
+    const double v = X::load(p.v[e]);
+    acc += v * v;
+  }
+  return acc;
+}
+
+template <class X, class W, int V>
+static __device__ __forceinline__ Pack<typename X::T, V> rms_scaled(const Pack<typename X::T, V>& x,
+                                                                   const Pack<typename W::T, V>& w, double inv) {
+  Pack<typename X::T, V> out;
+#pragma unroll
+  for (int e = 0; e < V; e++) {
+    const float normed = (float)((double)X::load(x.v[e]) * inv);
+    out.v[e] = X::store(__fmul_rn(W::load(w.v[e]), normed));
+  }
+  return out;
+}
+
+template <class X, class W, int V>
+static __device__ void rms_norm_rows(typename X::T* __restrict__ out, const typename X::T* __restrict__ x,
+                                     const typename W::T* __restrict__ w, u64 rows, u64 cols, double eps, int tpr) {
+  typedef Pack<typename X::T, V> XP;
+  typedef Pack<typename W::T, V> WP;
+  __shared__ double scratch[32];
+  const u64 units = cols / V;
+  const int groups = blockDim.x / tpr, j = threadIdx.x % tpr;
+  for (u64 base = (u64)blockIdx.x * groups; base < rows; base += (u64)gridDim.x * groups) {
+    const u64 r = base + threadIdx.x / tpr;
+    const bool active = r < rows;
+    const typename X::T* xr = x + r * cols;
+    typename X::T* outr = out + r * cols;
+    XP xs[RMS_CACHED];
+    WP ws[RMS_CACHED];
+    double squares = 0;
+#pragma unroll
+    for (int i = 0; i < RMS_CACHED; i++) {
+      const u64 u = j + (u64)i * tpr;
+      if (active && u < units) {
+        xs[i] = load_pack<typename X::T, V>(xr + u * V);
+        ws[i] = load_pack<typename W::T, V>(w + u * V);
+        squares = sum_squares<X, V>(xs[i], squares);
+      }
+    }
+    for (u64 u = j + (u64)RMS_CACHED * tpr; active && u < units; u += tpr) {
+      squares = sum_squares<X, V>(load_pack<typename X::T, V>(xr + u * V), squares);
+    }
+    squares = group_sum(squares, tpr, scratch);
+    const double inv = 1.0 / sqrt(squares / (double)cols + eps);
+#pragma unroll
+    for (int i = 0; i < RMS_CACHED; i++) {
+      const u64 u = j + (u64)i * tpr;
+      if (active && u < units) store_pack<typename X::T, V>(outr + u * V, rms_scaled<X, W, V>(xs[i], ws[i], inv));
+    }
+    for (u64 u = j + (u64)RMS_CACHED * tpr; active && u < units; u += tpr) {
+      const XP xp = load_pack<typename X::T, V>(xr + u * V);
+      store_pack<typename X::T, V>(outr + u * V, rms_scaled<X, W, V>(xp, load_pack<typename W::T, V>(w + u * V), inv));
+    }
+  }
+}
+
+// packed: 1 for 16-byte packs of x (cols a multiple of the pack, addresses aligned), 0 for element accesses.
 #define RMS_NORM_KERNEL(xname, X, wname, W)                                                                   \
-  extern "C" __global__ void rms_norm_##xname##_##wname(X::T* out, const X::T* x, const W::T* w, u64 rows,     \
-                                                        u64 cols, double eps) {                                \
-    __shared__ double scratch[32];                                                                            \
-    for (u64 r = blockIdx.x; r < rows; r += gridDim.x) {                                                      \
-      const X::T* xr = x + r * cols;                                                                          \
-      double squares = 0;                                                                                     \
-      for (u64 d = threadIdx.x; d < cols; d += blockDim.x) {                                                  \
-        const double v = X::load(xr[d]);                                                                      \
-        squares += v * v;                                                                                     \
-      }                                                                                                       \
-      squares = block_reduce<Sum>(squares, 0.0, scratch);                                                     \
-      const double inv = 1.0 / sqrt(squares / (double)cols + eps);                                            \
-      for (u64 d = threadIdx.x; d < cols; d += blockDim.x) {                                                  \
-        const float normed = (float)((double)X::load(xr[d]) * inv);                                           \
-        out[r * cols + d] = X::store(__fmul_rn(W::load(w[d]), normed));                                       \
-      }                                                                                                       \
-    }                                                                                                         \
+  extern "C" __global__ void __launch_bounds__(1024)                                                          \
+      rms_norm_##xname##_##wname(X::T* out, const X::T* x, const W::T* w, u64 rows, u64 cols, double eps,      \
+                                 int tpr, int packed) {                                                       \
+    if (packed) rms_norm_rows<X, W, Packed<X>::V>(out, x, w, rows, cols, eps, tpr);                           \
+    else rms_norm_rows<X, W, 1>(out, x, w, rows, cols, eps, tpr);                                             \
   }
 #define RMS_NORM_FOR_X(xname, X) \
   RMS_NORM_KERNEL(xname, X, f32, F32) RMS_NORM_KERNEL(xname, X, bf16, BF16) RMS_NORM_KERNEL(xname, X, f16, F16)

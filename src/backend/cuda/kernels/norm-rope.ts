@@ -1,16 +1,17 @@
-// Launchers for norm-rope.cu (the "launchers" half of that file): rmsNorm and softmax run one block per row,
-// siluMul (plain and clamped) and rope are grid-stride loops; each picks its kernel by dtype and queues it on the
-// device's stream. Arguments are device addresses and counts.
+// Launchers for norm-rope.cu (the "launchers" half of that file): rmsNorm runs a group of threads per row (see
+// rmsNormInto), softmax one block per row, siluMul (plain and clamped) and rope are grid-stride loops; each picks
+// its kernel by dtype and queues it on the device's stream. Arguments are device addresses and counts.
 // Legend: rows × cols = the row kernels' input, ffn = F (x is [R, 2F]), n = elements (or work units) written.
 import type { FloatDType } from '../../../core/dtype.ts';
 import type { CudaDevice } from '../device.ts';
 import type { ArgKind, Kernel, KernelFile } from '../launch.ts';
+import { fitsPacks, gridOf, packElements, threadsPerRow } from './row-layout.ts';
 
 const SOURCE: KernelFile = { file: 'norm-rope.cu' };
 
-/** Threads per block of the row kernels (a multiple of 32: their block reduction needs whole warps). */
+/** Threads per block of softmax (a multiple of 32: its block reduction needs whole warps). */
 const ROW_BLOCK = 256;
-/** Row blocks per multiprocessor the grid stops at (8 × 256 threads fill an SM); blocks stride over the rest. */
+/** softmax blocks per multiprocessor the grid stops at (8 × 256 threads fill an SM); blocks stride over the rest. */
 const ROW_BLOCKS_PER_SM = 8;
 
 function launchRows(dev: CudaDevice, kernel: Kernel, rows: number, cols: number, values: readonly number[]): void {
@@ -18,12 +19,28 @@ function launchRows(dev: CudaDevice, kernel: Kernel, rows: number, cols: number,
   dev.launch(kernel, Math.min(rows, dev.info.multiprocessors * ROW_BLOCKS_PER_SM), ROW_BLOCK, values);
 }
 
-/** out [rows, cols] = rmsNorm of x [rows, cols] times w [cols] (w may have its own dtype). */
+/** Most threads an rms_norm row gets (the kernel's __launch_bounds__). */
+const RMS_MAX_THREADS = 1024;
+/** Threads per block when several short rows share a block (tpr ≤ 32). */
+const RMS_SHORT_ROWS_BLOCK = 256;
+/** Blocks per multiprocessor the rms_norm grid stops at; blocks stride over the remaining rows. */
+const RMS_BLOCKS_PER_SM = 32;
+
+/**
+ * out [rows, cols] = rmsNorm of x [rows, cols] times w [cols] (w may have its own dtype). One thread per 16-byte pack
+ * of a row (up to 1024 threads a row, more packs loop); rows of ≤ 32 packs (per-head q/k norms) share a block.
+ */
 export function rmsNormInto(
   dev: CudaDevice, dtype: FloatDType, wDtype: FloatDType, out: number, x: number, w: number, rows: number, cols: number, eps: number,
 ): void {
-  const kernel = dev.kernel(SOURCE, `rms_norm_${dtype}_${wDtype}`, ['ptr', 'ptr', 'ptr', 'u64', 'u64', 'f64']);
-  launchRows(dev, kernel, rows, cols, [out, x, w, rows, cols, eps]);
+  if (rows === 0 || cols === 0) return;
+  const kernel = dev.kernel(SOURCE, `rms_norm_${dtype}_${wDtype}`, ['ptr', 'ptr', 'ptr', 'u64', 'u64', 'f64', 'i32', 'i32']);
+  const N = packElements(dtype);
+  const packed = fitsPacks(cols, N, [{ address: out, dtype }, { address: x, dtype }, { address: w, dtype: wDtype }]);
+  const tpr = threadsPerRow(packed ? cols / N : cols, RMS_MAX_THREADS);
+  const block = tpr > 32 ? tpr : Math.min(RMS_SHORT_ROWS_BLOCK, Math.ceil((rows * tpr) / 32) * 32);
+  const grid = gridOf(Math.ceil(rows / (block / tpr)), dev.info.multiprocessors * RMS_BLOCKS_PER_SM);
+  dev.launch(kernel, grid, block, [out, x, w, rows, cols, eps, tpr, packed ? 1 : 0]);
 }
 
 /** out [rows, cols] = softmax of each row of x, in f32. */
