@@ -10,45 +10,15 @@
 // Legend: B = sequences, T = queries per sequence, S = cache rows per sequence, H / Hkv = query / key-value heads,
 // Dh / Dv = key / value head dims, G = H / Hkv.
 import { writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { attentionValues } from '../src/backend/cpu/rope-attention.ts';
 import { CudaBackend } from '../src/backend/cuda/cuda-backend.ts';
 import type { CudaDevice } from '../src/backend/cuda/device.ts';
 import { attentionInto, planAttention, type AttentionShape, type AttentionTuning } from '../src/backend/cuda/kernels/attention.ts';
-import { fillRandomInto } from '../src/backend/cuda/kernels/random.ts';
+import { describeDevice, formatTable, median } from '../src/bench/measure.ts';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, type FloatDType } from '../src/core/dtype.ts';
-import { MoetsError } from '../src/core/errors.ts';
+import { DeviceBuffers, option, relError, runBench, timeInGraph, TOLERANCE } from './kernel-bench.ts';
 
-const TOLERANCE: Record<FloatDType, number> = { f32: 1e-5, bf16: 1e-2, f16: 5e-3 }; // as the conformance suite
 const BYTES: Record<FloatDType, number> = { f32: 4, bf16: 2, f16: 2 };
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-// ---- device buffers -------------------------------------------------------------------------------------------
-class Buffers {
-  private readonly blocks: ReturnType<CudaDevice['alloc']>[] = [];
-  constructor(readonly dev: CudaDevice) {}
-  alloc(bytes: number): number {
-    const b = this.dev.alloc(Math.max(bytes, 16));
-    this.blocks.push(b);
-    return b.pointer;
-  }
-  upload(data: Float32Array | Int32Array | Uint16Array): number {
-    const p = this.alloc(data.byteLength);
-    this.dev.driver.copyToDevice(p, data, data.byteLength, this.dev.stream);
-    return p;
-  }
-  download(p: number, n: number, dtype: FloatDType): Float32Array {
-    const host = dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n);
-    this.dev.driver.copyToHost(host, p, host.byteLength, this.dev.stream);
-    this.dev.synchronize();
-    return host instanceof Float32Array ? host : Float32Array.from(host, dtype === 'bf16' ? bf16ToF32 : f16ToF32);
-  }
-  release(): void {
-    this.dev.synchronize();
-    for (const b of this.blocks.splice(0)) this.dev.allocator.release(b);
-  }
-}
 
 /** values rounded to dtype: [device bits, the held values as f32]. */
 function stored(values: Float32Array, dtype: FloatDType): [Float32Array | Uint16Array, Float32Array] {
@@ -122,7 +92,7 @@ function hostInputs(c: CheckCase, dtype: FloatDType) {
   return { q, k, v, sinks, reference };
 }
 
-function upload(bufs: Buffers, c: CheckCase, dtype: FloatDType, host: ReturnType<typeof hostInputs>) {
+function upload(bufs: DeviceBuffers, c: CheckCase, dtype: FloatDType, host: ReturnType<typeof hostInputs>) {
   const { B, T, H, Dv } = c.shape;
   return {
     q: bufs.upload(host.q), k: bufs.upload(host.k), v: bufs.upload(host.v), sinks: host.sinks ? bufs.upload(host.sinks) : 0,
@@ -132,19 +102,17 @@ function upload(bufs: Buffers, c: CheckCase, dtype: FloatDType, host: ReturnType
 
 /** ‖got − want‖ / ‖want‖ and max |got − want| / max(1, max |want|), as the conformance suite's expectClose. */
 function errors(got: Float32Array, want: Float32Array): { rel: number; abs: number } {
-  let d2 = 0, n2 = 0, maxD = 0, maxW = 0;
+  let maxD = 0, maxW = 0;
   for (let i = 0; i < want.length; i++) {
     const d = Math.abs(got[i]! - want[i]!);
     maxD = Number.isNaN(d) ? Infinity : Math.max(maxD, d);
-    d2 += d * d;
-    n2 += want[i]! ** 2;
     maxW = Math.max(maxW, Math.abs(want[i]!));
   }
-  return { rel: Number.isNaN(d2) ? Infinity : Math.sqrt(d2) / Math.max(Math.sqrt(n2), 1e-30), abs: maxD / Math.max(1, maxW) };
+  return { rel: relError(got, want), abs: maxD / Math.max(1, maxW) };
 }
 
 export function runCheck(dev: CudaDevice, c: CheckCase, dtype: FloatDType): boolean {
-  const bufs = new Buffers(dev);
+  const bufs = new DeviceBuffers(dev);
   try {
     const host = hostInputs(c, dtype);
     const ptrs = upload(bufs, c, dtype, host);
@@ -165,7 +133,7 @@ export function runCheck(dev: CudaDevice, c: CheckCase, dtype: FloatDType): bool
 /** One decode call captured in a CUDA graph, replayed with new positions written into the same buffer. */
 export function checkGraphReplay(dev: CudaDevice, dtype: FloatDType): boolean {
   const c: CheckCase = { name: 'graph replay', shape: { B: 2, T: 1, S: 700, H: 8, Hkv: 2, Dh: 128, Dv: 128 }, positions: [699, 699] };
-  const bufs = new Buffers(dev);
+  const bufs = new DeviceBuffers(dev);
   try {
     const host = hostInputs(c, dtype); // every cache row valid, so any positions may be replayed
     const ptrs = upload(bufs, c, dtype, host);
@@ -218,29 +186,13 @@ export interface Cell {
 
 export interface Ceilings { copyGBs: number; gemmTflops: number }
 
-/** Median ms of one call: `reps` calls captured in a graph (no host time between them), timed as a whole. */
-function timeCall(dev: CudaDevice, call: () => void): number {
-  call(); // compile, warm up
-  const once = dev.time(call);
-  const reps = Math.max(1, Math.min(50, Math.ceil(1 / Math.max(once, 1e-3))));
-  dev.beginCapture();
-  let graph;
-  try {
-    for (let i = 0; i < reps; i++) call();
-  } finally {
-    graph = dev.endCapture(true);
-  }
-  if (!graph) throw new Error('graph capture failed');
-  dev.launchGraph(graph);
-  const times = Array.from({ length: 7 }, () => dev.time(() => dev.launchGraph(graph)) / reps);
-  dev.destroyGraph(graph);
-  return median(times);
-}
+/** Median ms of one call: about 1 ms of calls captured in a graph (no host time between them), timed as a whole. */
+const timeCall = (dev: CudaDevice, call: () => void) => timeInGraph(dev, call, { reps: 'adaptive', replays: 7, unit: 'ms' });
 
 async function measureCeilings(backend: CudaBackend): Promise<Ceilings> {
   const dev = backend.device;
   const bytes = 2 ** 30;
-  const bufs = new Buffers(dev);
+  const bufs = new DeviceBuffers(dev);
   const [a, b] = [bufs.alloc(bytes), bufs.alloc(bytes)];
   dev.driver.copyOnDevice(b, a, bytes, dev.stream);
   const copyMs = median(Array.from({ length: 7 }, () => dev.time(() => dev.driver.copyOnDevice(b, a, bytes, dev.stream))));
@@ -255,25 +207,20 @@ async function measureCeilings(backend: CudaBackend): Promise<Ceilings> {
 }
 
 /** Device buffers for one timed cell: random bf16 q, k, v; every sequence's T queries at positions S - T .. S - 1. */
-function cellInputs(bufs: Buffers, m: Model, shape: AttentionShape) {
+function cellInputs(bufs: DeviceBuffers, m: Model, shape: AttentionShape) {
   const { B, T, S, H, Hkv, Dh, Dv } = shape;
-  const dev = bufs.dev;
-  const random = (n: number, s: number) => {
-    const p = bufs.alloc(n * 2);
-    fillRandomInto(dev, 'bf16', p, n, s, 1);
-    return p;
-  };
   const positions = bufs.upload(Int32Array.from({ length: B * T }, (_, i) => S - T + (i % T)));
   const sinks = m.sinks ? bufs.upload(Float32Array.from({ length: H }, (_, h) => h % 3)) : 0;
   return {
-    q: random(B * T * H * Dh, 1), k: random(B * S * Hkv * Dh, 2), v: random(B * S * Hkv * Dv, 3), out: bufs.alloc(B * T * H * Dv * 2),
+    q: bufs.randomBf16(B * T * H * Dh, 1), k: bufs.randomBf16(B * S * Hkv * Dh, 2), v: bufs.randomBf16(B * S * Hkv * Dv, 3),
+    out: bufs.alloc(B * T * H * Dv * 2),
     positions, sinks,
   };
 }
 
 function timeCell(dev: CudaDevice, m: Model, kind: Cell['kind'], B: number, T: number, S: number, c: Ceilings, sweep: boolean): Cell {
   const shape: AttentionShape = { B, T, S, H: m.H, Hkv: m.Hkv, Dh: m.Dh, Dv: m.Dv };
-  const bufs = new Buffers(dev);
+  const bufs = new DeviceBuffers(dev);
   try {
     const p = cellInputs(bufs, m, shape);
     const run = (tuning?: AttentionTuning) => timeCall(dev, () => attentionInto(dev, 'bf16', p.out, p.q, p.k, p.v, shape, {
@@ -304,25 +251,22 @@ function timeCell(dev: CudaDevice, m: Model, kind: Cell['kind'], B: number, T: n
   }
 }
 
-function formatTable(cells: Cell[]): string {
+function cellTable(cells: Cell[]): string {
   const header = ['kind', 'model', 'B', 'T', 'S', 'kernel', 'splits', 'MB / GFLOP', 'ms', 'floor ms', '% floor', 'best splits (ms)'];
-  const rows = cells.map((c) => [
+  return formatTable(header, cells.map((c) => [
     c.kind, c.model, String(c.B), String(c.T), String(c.S), c.kernel, String(c.splits),
     (c.work / (c.kind === 'decode' ? 1e6 : 1e9)).toFixed(1), c.ms.toFixed(4), c.floorMs.toFixed(4), c.pctOfFloor.toFixed(1),
     c.bestSplits === undefined ? '' : `${c.bestSplits} (${c.bestMs!.toFixed(4)})`,
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((v, i) => (i < 2 || i === 5 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ');
-  return [line(header), ...rows.map(line)].join('\n');
+  ]), [0, 1, 5]);
 }
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const jsonPath = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
+  const jsonPath = option(args, '--json');
   const quick = args.includes('--quick');
   const backend = CudaBackend.create();
   const dev = backend.device;
-  const device = `${dev.info.name}, sm_${dev.info.computeCapability}, ${dev.info.multiprocessors} SMs`;
+  const device = describeDevice(backend);
   console.log(device);
 
   let failed = 0;
@@ -355,17 +299,9 @@ async function main(): Promise<void> {
     for (const T of quick ? [4096] : [1024, 4096]) add(timeCell(dev, m, 'prefill', 1, T, T, ceilings, false));
     dev.allocator.emptyCache();
   }
-  console.log(`\n${formatTable(cells)}`);
+  console.log(`\n${cellTable(cells)}`);
   const long = cells.filter((c) => c.kind === 'decode' && c.floorMs >= 0.05);
   console.log(`decode cells with floor ≥ 0.05 ms: ${long.filter((c) => c.pctOfFloor >= 70).length}/${long.length} reach 70 % of the byte floor`);
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
-  try {
-    await main();
-  } catch (err) {
-    if (!(err instanceof MoetsError)) throw err;
-    console.error(`bench/attention.ts: ${err.message}`);
-    process.exitCode = 1;
-  }
-}
+await runBench(import.meta.url, main);

@@ -13,16 +13,14 @@
 // N = routed rows (T·K), WC = columns a unit, S = warps a team.
 import { writeFileSync } from 'node:fs';
 import { CpuBackend } from '../src/backend/cpu/cpu-backend.ts';
-import { CudaBackend, CudaStorage } from '../src/backend/cuda/cuda-backend.ts';
+import { CudaBackend } from '../src/backend/cuda/cuda-backend.ts';
 import { denseGemvInto, denseGemvPlan, gemvRows, type DenseGemvArgs, type GemvPlan } from '../src/backend/cuda/kernels/gemv.ts';
 import { groupedGemvInto, groupedGemvPlan, groupedLinearPath, type GroupedLinearArgs } from '../src/backend/cuda/kernels/moe.ts';
 import { SHAPES } from '../src/bench/moe-layer.ts';
-import { clockFor, formatTable, measureCopyGBs, median } from '../src/bench/measure.ts';
-import type { FloatDType } from '../src/core/dtype.ts';
-import { MoetsError } from '../src/core/errors.ts';
+import { clockFor, describeDevice, formatTable, measureCopyGBs, median } from '../src/bench/measure.ts';
 import type { Tensor } from '../src/core/tensor.ts';
+import { offsetsOf, option, pointer, relError, routeCounts, runBench, timeInGraph, TOLERANCE } from './kernel-bench.ts';
 
-const MAX_REL: Record<FloatDType, number> = { f32: 1e-5, bf16: 1e-2, f16: 5e-3 }; // the conformance tolerances
 /** Bytes of weights the launches of one graph cycle through: well past the H200's 50 MB L2. */
 const COLD_BYTES = 512e6;
 /** Dense decode shapes [name, Nout, Kin]: attention projections and LM heads. */
@@ -34,6 +32,8 @@ const DENSE: [string, number, number][] = [
   ['LM head 32000', 32000, 4096], ['LM head 151936', 151936, 2048],
 ];
 const DENSE_TOKENS = [1, 2, 8];
+/** The bench times the dense GEMV past the rows `linear` gives it (DENSE_MAX_ROWS), to keep that cut measured. */
+const BENCH_MAX_ROWS = 8;
 const GROUPED_TOKENS = [1, 8];
 /** Shapes whose every plan --sweep times, at T = 1. */
 const SWEEP_DENSE = ['Mixtral q/o', 'Mixtral k/v', 'Qwen3 q', 'Qwen3 k/v', 'DeepSeek kv_a', 'LM head 151936'];
@@ -57,44 +57,7 @@ interface Row {
   bestMs?: number;
 }
 
-const pointer = (t: Tensor) => {
-  if (!(t.storage instanceof CudaStorage)) throw new Error(`${t} is not a CUDA tensor`);
-  return t.storage.block.pointer;
-};
 const planName = (p: GemvPlan) => `${p.rows}x${p.columns} S${p.teamWarps} ${p.blockWarps}w×${p.grid}`;
-
-function relError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let d2 = 0;
-  let n2 = 0;
-  for (let i = 0; i < want.length; i++) {
-    d2 += (got[i]! - want[i]!) ** 2;
-    n2 += want[i]! ** 2;
-  }
-  return Math.sqrt(d2 / Math.max(n2, 1e-30));
-}
-
-/** mulberry32: the bench's routing, the same on every run. */
-function uniforms(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    let t = (s = (s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Offsets i32 [E + 1] when each of T tokens picks K distinct experts of E uniformly. */
-function routeOffsets(T: number, E: number, K: number, seed: number): number[] {
-  const next = uniforms(seed);
-  const counts = new Array<number>(E).fill(0);
-  for (let t = 0; t < T; t++) {
-    const chosen = new Set<number>();
-    while (chosen.size < K) chosen.add(Math.floor(next() * E));
-    for (const e of chosen) counts[e]!++;
-  }
-  return counts.reduce((o, n) => [...o, o.at(-1)! + n], [0]);
-}
 
 /** All plans of a dense or grouped GEMV worth trying: columns × team sizes, with the planner's grid for each. */
 function planTunings(rows: number): Partial<GemvPlan>[] {
@@ -113,21 +76,9 @@ class GemvBench {
     this.dev = cuda.device;
   }
 
-  /** ms per call: the calls captured once in a graph, its run timed 5 times (after one untimed run). */
-  timeCalls(calls: (() => void)[]): number {
-    for (const call of calls.slice(0, 2)) call(); // compile, warm up
-    this.dev.beginCapture();
-    let graph;
-    try {
-      for (const call of calls) call();
-    } finally {
-      graph = this.dev.endCapture(true);
-    }
-    if (!graph) throw new Error('graph capture failed');
-    this.dev.launchGraph(graph);
-    const times = Array.from({ length: 5 }, () => this.dev.time(() => this.dev.launchGraph(graph)) / calls.length);
-    this.dev.destroyGraph(graph);
-    return median(times);
+  /** ms per call: call(0) … call(reps - 1) captured once in a graph, its run timed 5 times (after one untimed run). */
+  timeCalls(reps: number, call: (i: number) => void): number {
+    return timeInGraph(this.dev, call, { reps, replays: 5, unit: 'ms', warmup: 2 });
   }
 
   /** Fills t with NaN (all bits set, in every dtype), so an output a kernel fails to write fails its check. */
@@ -154,19 +105,19 @@ class GemvBench {
         const tunings = i === 4 || i === 6 ? [{}, ...planTunings(8).map((t) => ({ ...t, rows: 8 as const })), ...planTunings(gemvRows(T!))] : [{}];
         for (const tuning of tunings) {
           for (const withBias of [false, true]) {
-            const plan = denseGemvPlan(this.dev, dtype, { ...args, bias: withBias ? pointer(bias) : 0 }, tuning)!;
+            const plan = denseGemvPlan(this.dev, dtype, { ...args, bias: withBias ? pointer(bias) : 0 }, tuning, BENCH_MAX_ROWS)!;
             this.poison(out);
             denseGemvInto(this.dev, dtype, { ...args, bias: withBias ? pointer(bias) : 0 }, plan);
             const got = (await out.read()) as Float32Array;
             const err = withBias ? relError(got, cpuWant) : relError(got, cublasWant);
             lines.push(`check dense ${dtype} T ${T} Kin ${Kin} Nout ${Nout} ${planName(plan)}${withBias ? ' + bias vs CPU' : ' vs cuBLAS'}: ${err.toExponential(2)}`);
-            if (!(err <= MAX_REL[dtype])) throw new Error(lines.at(-1));
+            if (!(err <= TOLERANCE[dtype])) throw new Error(lines.at(-1));
           }
         }
         const auto = (await this.cuda.linear(x, w, bias).read()) as Float32Array; // the op itself
         const err = relError(auto, cpuWant);
         lines.push(`check linear op ${dtype} T ${T} Kin ${Kin} Nout ${Nout} + bias vs CPU: ${err.toExponential(2)}`);
-        if (!(err <= MAX_REL[dtype])) throw new Error(lines.at(-1));
+        if (!(err <= TOLERANCE[dtype])) throw new Error(lines.at(-1));
         for (const t of [x, w, bias, cublas, out]) t.dispose();
       }
     }
@@ -180,7 +131,7 @@ class GemvBench {
     for (const dtype of ['f32', 'bf16', 'f16'] as const) {
       for (const [i, s] of shapes.entries()) {
         const E = s.counts.length;
-        const offsets = s.counts.reduce((o, n) => [...o, o.at(-1)! + n], [0]);
+        const offsets = offsetsOf(s.counts);
         const N = offsets.at(-1)!;
         const x = this.cuda.randomNormal([N, s.Kin], dtype, 400 + i, 1);
         const w = this.cuda.randomNormal([E, s.Nout, s.Kin], dtype, 500 + i, 1 / Math.sqrt(s.Kin));
@@ -195,7 +146,7 @@ class GemvBench {
           groupedGemvInto(this.dev, dtype, a, tuning);
           const err = relError((await out.read()) as Float32Array, want);
           lines.push(`check grouped ${dtype} counts [${s.counts}] Kin ${s.Kin} Nout ${s.Nout} ${JSON.stringify(tuning)}: ${err.toExponential(2)}`);
-          if (!(err <= MAX_REL[dtype])) throw new Error(lines.at(-1));
+          if (!(err <= TOLERANCE[dtype])) throw new Error(lines.at(-1));
         }
         for (const t of [x, w, bias, off, out]) t.dispose();
       }
@@ -211,7 +162,7 @@ class GemvBench {
     const err = relError((await got.read()) as Float32Array, (await want.read()) as Float32Array);
     got.dispose();
     want.dispose();
-    if (!(err <= MAX_REL.bf16)) throw new Error(`dense [${a.Nout}, ${a.Kin}] T=${a.T}: relative error ${err} against cuBLAS`);
+    if (!(err <= TOLERANCE.bf16)) throw new Error(`dense [${a.Nout}, ${a.Kin}] T=${a.T}: relative error ${err} against cuBLAS`);
     return err;
   }
 
@@ -227,13 +178,13 @@ class GemvBench {
     for (const T of tokens) {
       const args = (i: number): DenseGemvArgs => ({ out: pointer(out), x: pointer(x), w: pointer(w) + (i % copies) * bytes, bias: 0, T, Nout, Kin });
       const run = (tuning: Partial<GemvPlan>) => {
-        const plan = denseGemvPlan(this.dev, 'bf16', args(0), tuning)!;
-        return { plan, ms: this.timeCalls(Array.from({ length: reps }, (_, i) => () => denseGemvInto(this.dev, 'bf16', args(i), plan))) };
+        const plan = denseGemvPlan(this.dev, 'bf16', args(0), tuning, BENCH_MAX_ROWS)!;
+        return { plan, ms: this.timeCalls(reps, (i) => denseGemvInto(this.dev, 'bf16', args(i), plan)) };
       };
       const auto = run({});
       const relErr = await this.againstCublas(args(0), auto.plan);
-      const cublasMs = this.timeCalls(Array.from({ length: reps }, (_, i) => () =>
-        this.dev.cublas.linear(pointer(out), pointer(x), args(i).w, 'bf16', { M: T, N: Nout, K: Kin }, false)));
+      const cublasMs = this.timeCalls(reps, (i) =>
+        this.dev.cublas.linear(pointer(out), pointer(x), args(i).w, 'bf16', { M: T, N: Nout, K: Kin }, false));
       const floorMs = (bytes + 2 * T * (Kin + Nout)) / (copyGBs * 1e6);
       const row: Row = { kind: 'dense', name, T, Nout, Kin, plan: planName(auto.plan), ms: auto.ms, floorMs, pctOfFloor: (100 * floorMs) / auto.ms, cublasMs, relErr };
       if (sweep && T === 1 && SWEEP_DENSE.includes(name)) {
@@ -264,13 +215,13 @@ class GemvBench {
       want.dispose();
     }
     out.dispose();
-    if (!(worst <= MAX_REL.bf16)) throw new Error(`grouped [${a.Nout}, ${a.Kin}] N=${a.N}: relative error ${worst} against cuBLAS`);
+    if (!(worst <= TOLERANCE.bf16)) throw new Error(`grouped [${a.Nout}, ${a.Kin}] N=${a.N}: relative error ${worst} against cuBLAS`);
     return worst;
   }
 
   /** One expert GEMM of a model at T tokens: 8 routings cycled, the experts' weights cold (E · Nout · Kin ≫ L2 but for tiny models). */
   async grouped(model: string, gemm: string, E: number, K: number, Nout: number, Kin: number, T: number, copyGBs: number, sweep: boolean): Promise<Row> {
-    const routings = Array.from({ length: 8 }, (_, r) => routeOffsets(T, E, K, 31 * T + r));
+    const routings = Array.from({ length: 8 }, (_, r) => offsetsOf(routeCounts(T, E, K, 31 * T + r)));
     const N = T * K;
     const w = this.cuda.randomNormal([E, Nout, Kin], 'bf16', 9, 1 / Math.sqrt(Kin));
     const x = this.cuda.randomNormal([N, Kin], 'bf16', 10, 1);
@@ -280,7 +231,7 @@ class GemvBench {
     const hits = routings.map((o) => o.slice(1).filter((end, e) => end > o[e]!).length);
     const floorMs = (median(hits) * Nout * Kin * 2 + 2 * N * (Kin + Nout)) / (copyGBs * 1e6);
     const reps = Math.min(200, Math.max(16, Math.ceil(1 / floorMs) * 8));
-    const run = (tuning: Partial<GemvPlan>) => this.timeCalls(Array.from({ length: reps }, (_, r) => () => groupedGemvInto(this.dev, 'bf16', args(r), tuning)));
+    const run = (tuning: Partial<GemvPlan>) => this.timeCalls(reps, (r) => groupedGemvInto(this.dev, 'bf16', args(r), tuning));
     const relErr = await this.groupedAgainstCublas(args(0), routings[0]!);
     const ms = run({});
     const auto = groupedLinearPath(this.dev, 'bf16', args(0));
@@ -301,12 +252,11 @@ class GemvBench {
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const option = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
   const sweep = args.includes('--sweep');
   const cuda = CudaBackend.create();
   const bench = new GemvBench(cuda);
   const info = cuda.device.info;
-  console.log(`${info.name}, sm_${info.computeCapability}, ${info.multiprocessors} SMs`);
+  console.log(describeDevice(cuda));
   const checks = [...(await bench.checkDense()), ...(await bench.checkGrouped())];
   console.log(`${checks.length} checks passed; worst lines:\n${checks.sort((a, b) => Number(b.split(': ').at(-1)) - Number(a.split(': ').at(-1))).slice(0, 4).join('\n')}`);
   if (args.includes('--check-only')) return;
@@ -330,14 +280,8 @@ async function main(): Promise<void> {
   const geo = (xs: number[]) => Math.exp(xs.reduce((a, v) => a + Math.log(v), 0) / Math.max(1, xs.length));
   console.log(`T = 1: geometric mean ${geo(t1.map((r) => r.pctOfFloor)).toFixed(1)} % of floor over ${t1.length} GEMVs; ` +
     `dense GEMV vs cuBLAS ${geo(rows.filter((r) => r.cublasMs).map((r) => r.cublasMs! / r.ms)).toFixed(2)}× (all T)`);
-  const jsonPath = option('--json');
+  const jsonPath = option(args, '--json');
   if (jsonPath) writeFileSync(jsonPath, JSON.stringify({ tool: 'moets gemv', device: info.name, copyGBs, rows }, null, 2));
 }
 
-try {
-  await main();
-} catch (err) {
-  if (!(err instanceof MoetsError)) throw err;
-  console.error(`bench/gemv.ts: ${err.message}`);
-  process.exitCode = 1;
-}
+await runBench(import.meta.url, main);

@@ -13,15 +13,16 @@
 // Legend: T = tokens, N = routed rows, E = experts, K = top-k, H = hidden, F = expert FFN, Kin/Nout = GEMM sizes.
 import { writeFileSync } from 'node:fs';
 import { CpuBackend } from '../src/backend/cpu/cpu-backend.ts';
-import { CudaBackend, CudaStorage } from '../src/backend/cuda/cuda-backend.ts';
+import { CudaBackend } from '../src/backend/cuda/cuda-backend.ts';
 import {
   groupedLinearInto, groupedLinearPath, groupedSwiGluInto, type GroupedLinearArgs, type GroupedLinearPath,
 } from '../src/backend/cuda/kernels/moe.ts';
 import { SHAPES } from '../src/bench/moe-layer.ts';
-import { clockFor, formatTable, measureCopyGBs, measureGemmTflops, median, timeRepeats } from '../src/bench/measure.ts';
+import { clockFor, describeDevice, formatTable, measureCopyGBs, measureGemmTflops, median, timeRepeats } from '../src/bench/measure.ts';
 import type { FloatDType } from '../src/core/dtype.ts';
-import { fail, MoetsError } from '../src/core/errors.ts';
+import { fail } from '../src/core/errors.ts';
 import type { Tensor } from '../src/core/tensor.ts';
+import { offsetsOf, option, pointer, relError, routeCounts, runBench, TOLERANCE } from './kernel-bench.ts';
 
 /** Prefill cells of the MoE benchmark, and T = 64, where the GEMV / tensor-core cut falls for most models. */
 const PREFILL_TOKENS = [64, 512, 4096, 16384];
@@ -31,8 +32,6 @@ function tensorCorePaths(computeCapability: number): GroupedLinearPath[] {
 }
 /** The GEMV is timed too where experts average ≤ GEMV_COMPARE_ROWS rows (to place the cut). */
 const GEMV_COMPARE_ROWS = 32;
-/** Largest relative error (‖Δ‖ / ‖ref‖) a check accepts: a few bf16/f16 roundings of the output. */
-const MAX_REL = { bf16: 1e-2, f16: 5e-3 } as const;
 
 interface Row {
   model: string;
@@ -50,46 +49,6 @@ interface Row {
   floorMs: number;
   pctOfFloor: number;
   relError: number;
-}
-
-/** mulberry32: the bench's routing, the same on every run. */
-function uniforms(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    let t = (s = (s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Rows per expert when each of T tokens picks K distinct experts of E uniformly. */
-function routeCounts(T: number, E: number, K: number, seed: number): number[] {
-  const next = uniforms(seed);
-  const counts = new Array<number>(E).fill(0);
-  for (let t = 0; t < T; t++) {
-    const chosen = new Set<number>();
-    while (chosen.size < K) chosen.add(Math.floor(next() * E));
-    for (const e of chosen) counts[e]!++;
-  }
-  return counts;
-}
-
-const offsetsOf = (counts: number[]) => counts.reduce((o, n) => [...o, o.at(-1)! + n], [0]);
-
-function pointer(t: Tensor): number {
-  if (!(t.storage instanceof CudaStorage)) throw new Error(`${t} is not a CUDA tensor`);
-  return t.storage.block.pointer;
-}
-
-function relError(got: Float32Array, want: Float32Array): number {
-  let d2 = 0;
-  let n2 = 0;
-  for (let i = 0; i < want.length; i++) {
-    d2 += (got[i]! - want[i]!) ** 2;
-    n2 += want[i]! ** 2;
-  }
-  return Math.sqrt(d2 / Math.max(n2, 1e-30));
 }
 
 class GroupedBench {
@@ -138,7 +97,7 @@ class GroupedBench {
           const err = relError((await y.read()) as Float32Array, want);
           y.dispose();
           lines.push(`check vs CPU ${dtype} counts [${s.counts}] Kin ${s.Kin} Nout ${s.Nout} ${path}: relative error ${err.toExponential(2)}`);
-          if (!(err <= MAX_REL[dtype])) throw new Error(lines.at(-1));
+          if (!(err <= TOLERANCE[dtype])) throw new Error(lines.at(-1));
         }
         const fusable = paths.filter((p) => p !== 'gemv' && p !== 'tiled');
         if (s.Nout % 2 === 0) lines.push(...(await this.checkSwiGlu(dtype, x, w, off, bias, want, s.counts, fusable)));
@@ -150,7 +109,7 @@ class GroupedBench {
 
   /** The fused SwiGLU kernels (plain and clamped, both tile heights) against the CPU's siluMul of `linear`. */
   async checkSwiGlu(
-    dtype: keyof typeof MAX_REL, x: Tensor, w: Tensor, off: Tensor, bias: Tensor, linear: Float32Array, counts: number[], tensorCore: GroupedLinearPath[],
+    dtype: FloatDType, x: Tensor, w: Tensor, off: Tensor, bias: Tensor, linear: Float32Array, counts: number[], tensorCore: GroupedLinearPath[],
   ): Promise<string[]> {
     const lines: string[] = [];
     const [E, Nout, Kin] = [w.dim(0), w.dim(1), w.dim(2)];
@@ -163,7 +122,7 @@ class GroupedBench {
         const err = relError((await out.read()) as Float32Array, want);
         out.dispose();
         lines.push(`check vs CPU ${dtype} counts [${counts}] Kin ${Kin} F ${Nout / 2} ${path}+${clamped ? 'clamped' : 'silu'}: relative error ${err.toExponential(2)}`);
-        if (!(err <= MAX_REL[dtype])) throw new Error(lines.at(-1));
+        if (!(err <= TOLERANCE[dtype])) throw new Error(lines.at(-1));
       }
     }
     return lines;
@@ -189,18 +148,17 @@ class GroupedBench {
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const option = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
-  const models = option('--models')?.split(',') ?? SHAPES.map((s) => s.model);
-  const tokens = option('--tokens')?.split(',').map(Number) ?? PREFILL_TOKENS;
+  const models = option(args, '--models')?.split(',') ?? SHAPES.map((s) => s.model);
+  const tokens = option(args, '--tokens')?.split(',').map(Number) ?? PREFILL_TOKENS;
   const cuda = CudaBackend.create();
   const bench = new GroupedBench(cuda);
   const clock = clockFor(cuda);
   const info = cuda.device.info;
-  console.log(`${info.name}, sm_${info.computeCapability}, ${info.multiprocessors} SMs`);
+  console.log(describeDevice(cuda));
   const tensorCore = tensorCorePaths(info.computeCapability);
   const every: GroupedLinearPath[] = ['gemv', 'tiled', ...tensorCore];
   const pathsOption = (name: string, among: GroupedLinearPath[]) =>
-    option(name)?.split(',').map((p) => among.find((q) => q === p) ?? fail('usage', `${name}: no path ${p} here (${among})`));
+    option(args, name)?.split(',').map((p) => among.find((q) => q === p) ?? fail('usage', `${name}: no path ${p} here (${among})`));
   const timed = pathsOption('--paths', tensorCore) ?? tensorCore;
   const checked = pathsOption('--check', every) ?? every;
   if (timed.some((p) => !checked.includes(p))) fail('usage', `every timed path must be checked: --paths ${timed} --check ${checked}`);
@@ -228,7 +186,7 @@ async function main(): Promise<void> {
         for (const path of paths) {
           groupedLinearInto(cuda.device, 'bf16', a, path);
           const err = await bench.checkAgainstCublas(out, x, w, counts);
-          if (!(err <= MAX_REL.bf16)) throw new Error(`${s.model} ${gemm} T=${T} ${path}: relative error ${err} against cuBLAS`);
+          if (!(err <= TOLERANCE.bf16)) throw new Error(`${s.model} ${gemm} T=${T} ${path}: relative error ${err} against cuBLAS`);
           const ms = median(timeRepeats(clock, () => groupedLinearInto(cuda.device, 'bf16', a, path), { warmup: 1, minRepeats: 3, capMs: 200 }));
           const row: Row = {
             model: s.model, gemm, tokens: T, N, E: s.E, Kin, Nout, path, auto: path === auto, ms,
@@ -270,14 +228,8 @@ async function main(): Promise<void> {
   const autoRows = rows.filter((r) => r.auto);
   const geo = Math.exp(autoRows.reduce((acc, r) => acc + Math.log(r.pctOfFloor), 0) / Math.max(1, autoRows.length));
   console.log(`* = the path groupedLinear picks; its geometric mean: ${geo.toFixed(1)} % of floor over ${autoRows.length} GEMMs`);
-  const jsonPath = option('--json');
+  const jsonPath = option(args, '--json');
   if (jsonPath) writeFileSync(jsonPath, JSON.stringify({ tool: 'moets grouped-gemm', device: info.name, gemmTflops, copyGBs, rows }, null, 2));
 }
 
-try {
-  await main();
-} catch (err) {
-  if (!(err instanceof MoetsError)) throw err;
-  console.error(`bench/grouped-gemm.ts: ${err.message}`);
-  process.exitCode = 1;
-}
+await runBench(import.meta.url, main);

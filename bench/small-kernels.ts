@@ -7,8 +7,6 @@
 //   node --import tsx bench/small-kernels.ts [--check-only] [--quick]
 //
 // Legend: T = tokens, D = hidden size, E = experts, K = top-k, N = routed rows (T·K), H = query heads.
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Backend, RouterSpec } from '../src/backend/backend.ts';
 import { CpuBackend } from '../src/backend/cpu/cpu-backend.ts';
 import { CudaBackend } from '../src/backend/cuda/cuda-backend.ts';
@@ -16,13 +14,10 @@ import type { CudaDevice } from '../src/backend/cuda/device.ts';
 import { binaryInto } from '../src/backend/cuda/kernels/elementwise.ts';
 import { gatherRowsInto, routeInto, scatterAddWeightedInto, sortByExpertInto } from '../src/backend/cuda/kernels/moe.ts';
 import { rmsNormInto } from '../src/backend/cuda/kernels/norm-rope.ts';
-import { fillRandomInto } from '../src/backend/cuda/kernels/random.ts';
+import { describeDevice, formatTable } from '../src/bench/measure.ts';
 import type { FloatDType } from '../src/core/dtype.ts';
-import { MoetsError } from '../src/core/errors.ts';
 import type { Tensor } from '../src/core/tensor.ts';
-
-const TOLERANCE: Record<FloatDType, number> = { f32: 1e-5, bf16: 1e-2, f16: 5e-3 }; // relative norm, as the conformance suite
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+import { DeviceBuffers, relError, runBench, timeInGraph, TOLERANCE } from './kernel-bench.ts';
 
 // ---- correctness: CudaBackend against CpuBackend ----------------------------------------------------------------
 let seed = 7;
@@ -54,15 +49,6 @@ function randomExperts(T: number, K: number, used: number): Int32Array {
     ids.push(...row);
   }
   return Int32Array.from(ids);
-}
-
-function relError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let d2 = 0, n2 = 0;
-  for (let i = 0; i < want.length; i++) {
-    d2 += (got[i]! - want[i]!) ** 2;
-    n2 += want[i]! ** 2;
-  }
-  return Number.isNaN(d2) || got.length !== want.length ? Infinity : Math.sqrt(d2) / Math.max(Math.sqrt(n2), 1e-30);
 }
 
 function differing(got: ArrayLike<number>, want: ArrayLike<number>): number {
@@ -160,38 +146,15 @@ const MODELS: Model[] = [
 ];
 
 /** Median µs of one call: `reps` calls captured in one graph (no host time between them), the graph timed whole. */
-function timeCall(dev: CudaDevice, reps: number, call: () => void): number {
-  call(); // compile, warm up
-  dev.synchronize();
-  dev.beginCapture();
-  let graph;
-  try {
-    for (let i = 0; i < reps; i++) call();
-  } finally {
-    graph = dev.endCapture(true);
-  }
-  if (!graph) throw new Error('graph capture failed');
-  dev.launchGraph(graph);
-  const times = Array.from({ length: 5 }, () => (dev.time(() => dev.launchGraph(graph)) * 1000) / reps);
-  dev.destroyGraph(graph);
-  return median(times);
-}
+const timeCall = (dev: CudaDevice, reps: number, call: () => void) => timeInGraph(dev, call, { reps, replays: 5, unit: 'us' });
 
 interface Row { model: string; op: string; T: number; us: number; bytes: number }
 
 /** Device buffers for one model at T tokens (bf16 activations), filled on the device. */
 function timeModel(dev: CudaDevice, m: Model, T: number, reps: number): Row[] {
-  const blocks: ReturnType<CudaDevice['alloc']>[] = [];
-  const alloc = (bytes: number) => {
-    const b = dev.alloc(Math.max(16, bytes));
-    blocks.push(b);
-    return b.pointer;
-  };
-  const random = (n: number, s: number) => {
-    const p = alloc(n * 2);
-    fillRandomInto(dev, 'bf16', p, n, s, 1);
-    return p;
-  };
+  const bufs = new DeviceBuffers(dev);
+  const alloc = (bytes: number) => bufs.alloc(bytes);
+  const random = (n: number, s: number) => bufs.randomBf16(n, s);
   const { D, E, K } = m;
   const N = T * K;
   const x = random(T * D, 1), w = random(D, 2), out = alloc(T * D * 2);
@@ -216,8 +179,7 @@ function timeModel(dev: CudaDevice, m: Model, T: number, reps: number): Row[] {
   try {
     return cells.map(([op, call, bytes]) => ({ model: m.name, op, T, us: timeCall(dev, reps, call), bytes }));
   } finally {
-    dev.synchronize();
-    for (const b of blocks) dev.allocator.release(b);
+    bufs.release();
   }
 }
 
@@ -225,7 +187,7 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const gpu = CudaBackend.create();
   const dev = gpu.device;
-  console.log(`${dev.info.name}, sm_${dev.info.computeCapability}, ${dev.info.multiprocessors} SMs`);
+  console.log(describeDevice(gpu));
   const failed = await runChecks(gpu);
   console.log(failed === 0 ? 'all checks pass' : `${failed} checks FAILED`);
   if (failed > 0 || args.includes('--check-only')) {
@@ -245,17 +207,7 @@ async function main(): Promise<void> {
   }
   const header = ['model', 'op', 'T', 'µs / call', 'GB/s'];
   const table = rows.map((r) => [r.model, r.op, String(r.T), r.us.toFixed(2), (r.bytes / r.us / 1e3).toFixed(0)]);
-  const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
-  const line = (r: string[]) => r.map((v, i) => (i < 2 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ');
-  console.log(`\n${[line(header), ...table.map(line)].join('\n')}`);
+  console.log(`\n${formatTable(header, table, [0, 1])}`);
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
-  try {
-    await main();
-  } catch (err) {
-    if (!(err instanceof MoetsError)) throw err;
-    console.error(`bench/small-kernels.ts: ${err.message}`);
-    process.exitCode = 1;
-  }
-}
+await runBench(import.meta.url, main);

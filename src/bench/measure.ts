@@ -90,9 +90,9 @@ export function measureGemmTflops(backend: Backend, clock: Clock, size: number, 
   return (2 * size ** 3) / ms / 1e9;
 }
 
-/** Rows of text as a table: columns padded to their widest cell, the first left-aligned, the rest right-aligned. */
-export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+/** Rows of text as a table: columns padded to their widest cell, those in `left` (the first) left-aligned, the rest right-aligned. */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[], left: readonly number[] = [0]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: readonly string[]) => r.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ');
+  const line = (r: readonly string[]) => r.map((v, i) => (left.includes(i) ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ');
   return [line(header), ...rows.map(line)].join('\n');
 }

@@ -16,6 +16,8 @@ import type { SearchContext } from './libraries.ts';
 import { Nvrtc } from './nvrtc.ts';
 import { fail } from '../../core/errors.ts';
 
+/** The oldest GPU generation the kernels build for (sm_80, Ampere). */
+const MIN_COMPUTE_CAPABILITY = 80;
 /** Threads per block of the elementwise kernels. */
 const ELEMENTWISE_BLOCK = 256;
 /** Blocks per multiprocessor the elementwise grids stop at (the kernels stride over the rest). */
@@ -74,8 +76,9 @@ export class CudaDevice {
       if (err instanceof CudaCallError) fail('device', `CUDA could not start: ${err.message}; check nvidia-smi, or use --device cpu`);
       throw err;
     }
-    if (info.computeCapability < 75) {
-      fail('device', `${info.name} (sm_${info.computeCapability}) is older than moets supports (sm_75 and newer); use --device cpu`);
+    // The kernels convert to bf16 with cvt.rn.bf16.f32, which needs sm_80 (Ampere) or newer.
+    if (info.computeCapability < MIN_COMPUTE_CAPABILITY) {
+      fail('device', `${info.name} (sm_${info.computeCapability}) is older than moets supports (sm_${MIN_COMPUTE_CAPABILITY} and newer); use --device cpu`);
     }
     const nvrtc = Nvrtc.load(opts.search);
     const workspace = { pointer: driver.memAlloc(CUBLAS_WORKSPACE_BYTES), bytes: CUBLAS_WORKSPACE_BYTES };

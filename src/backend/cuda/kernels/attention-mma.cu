@@ -21,11 +21,11 @@
 // Legend: DH = key dim, DV = value dim (multiples of 32 and 16), KW = key groups, RW = 4 / KW row groups,
 // WKEYS = keys per warp per tile, KS / VS = padded shared row lengths (elements).
 //
-// Compiled by NVRTC; launch.ts inlines dtypes.cuh, attention.cuh and attention-ptx.cuh.
+// Compiled by NVRTC; launch.ts inlines dtypes.cuh, attention.cuh and mma-ptx.cuh (the PTX wrappers).
 
 #include "dtypes.cuh"
 #include "attention.cuh"
-#include "attention-ptx.cuh"
+#include "mma-ptx.cuh"
 
 #define MMA_WARPS 4
 #define MMA_THREADS (MMA_WARPS * 32)
@@ -149,11 +149,11 @@ template <typename E, int DH, int DV>
 __device__ __forceinline__ void mma_load_tile(E* k_s, E* v_s, const E* k_seq, const E* v_seq, int k_stride, int v_stride, int j0, int end) {
   for (int c = threadIdx.x; c < KEY_TILE * (DH / 8); c += MMA_THREADS) {
     const int i = c / (DH / 8), part = c % (DH / 8), j = j0 + i;
-    cp_async_16(k_s + i * (DH + 8) + part * 8, k_seq + (u64)(j <= end ? j : 0) * k_stride + part * 8, j <= end);
+    cp_async16(k_s + i * (DH + 8) + part * 8, k_seq + (u64)(j <= end ? j : 0) * k_stride + part * 8, j <= end);
   }
   for (int c = threadIdx.x; c < KEY_TILE * (DV / 8); c += MMA_THREADS) {
     const int i = c / (DV / 8), part = c % (DV / 8), j = j0 + i;
-    cp_async_16(v_s + i * (DV + 8) + part * 8, v_seq + (u64)(j <= end ? j : 0) * v_stride + part * 8, j <= end);
+    cp_async16(v_s + i * (DV + 8) + part * 8, v_seq + (u64)(j <= end ? j : 0) * v_stride + part * 8, j <= end);
   }
   cp_async_commit();
 }

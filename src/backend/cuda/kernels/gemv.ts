@@ -23,13 +23,13 @@ const TARGET_LOADS_PER_SM = 128;
 /** How full the last turn of the resident warps must be when it has fewer loads in flight than that (planGemv). */
 const BALANCE = 0.85;
 /**
- * The dense GEMV serves T ≤ DENSE_MAX_ROWS. For each 16-byte weight load a lane does 8·T FMAs and widens 8 weights
- * and 8·T / WC inputs: at T = 8 (WC = 2) ~100 instructions a warp load of 512 bytes, three quarters of the 128 an SM
- * can issue in the 32 clocks its share of HBM (4.1 TB/s / 132 SMs ≈ 16 B a clock) takes to bring those bytes. Past 8
- * rows the CUDA-core GEMV would fall behind the bytes, while cuBLAS's tensor cores read the weights at the same cost
- * for any small T. bench/gemv.ts times T = 1, 2, 8 beside cuBLAS.
+ * The dense GEMV serves T ≤ DENSE_MAX_ROWS. Measured on the H200 (bench/gemv.ts, bench/NOTES.md run 9) against cuBLAS
+ * in graph replay: at T = 1 equal or better (small k/v projections 3.8 vs 5.4 µs; LM heads 94–109 % of the byte
+ * floor), at T = 2 mixed, at T = 8 2–3× slower (each 16-byte weight load then feeds 8·T FMAs and widenings, more
+ * than an SM issues in the time HBM brings those bytes; cuBLAS's tensor cores read the weights at the same cost for
+ * any small T). So one row only; the bench still times T = 2 and 8 through `maxRows`.
  */
-export const DENSE_MAX_ROWS = 8;
+export const DENSE_MAX_ROWS = 1;
 
 export type GemvRows = 1 | 2 | 4 | 8;
 export type GemvColumns = 1 | 2 | 4;
@@ -129,8 +129,10 @@ export interface DenseGemvArgs {
  * The dense GEMV's plan for `linear`, or undefined where it does not apply and cuBLAS runs: f32 (cuBLAS without TF32
  * is the reference there), T > DENSE_MAX_ROWS, or rows that are not 16-byte vectors (Kin % 8, unaligned x or w).
  */
-export function denseGemvPlan(dev: CudaDevice, dtype: FloatDType, a: DenseGemvArgs, tuning: Partial<GemvPlan> = {}): GemvPlan | undefined {
-  if (dtype === 'f32' || a.T < 1 || a.T > DENSE_MAX_ROWS || a.Kin % 8 !== 0 || a.x % 16 !== 0 || a.w % 16 !== 0) return undefined;
+export function denseGemvPlan(
+  dev: CudaDevice, dtype: FloatDType, a: DenseGemvArgs, tuning: Partial<GemvPlan> = {}, maxRows = DENSE_MAX_ROWS,
+): GemvPlan | undefined {
+  if (dtype === 'f32' || a.T < 1 || a.T > maxRows || a.Kin % 8 !== 0 || a.x % 16 !== 0 || a.w % 16 !== 0) return undefined;
   const rows = tuning.rows ?? gemvRows(a.T);
   const shape = { matrices: 1, Nout: a.Nout, Kin: a.Kin, vector: 8, rows, blocksPerSM: (c: GemvColumns) => denseBlocksPerSM(rows, c) };
   return planGemv(dev.info.multiprocessors, shape, tuning);

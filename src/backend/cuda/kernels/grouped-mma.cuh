@@ -4,7 +4,7 @@
 // tolerance). moe.ts takes this path when Kin % 8 == 0 and x, w are 16-byte aligned (every row start then is).
 // This header holds the kernel template; grouped-mma.cu instantiates the linear kernels, grouped-mma-glu.cu the
 // SwiGLU-fused ones (two modules, so a first prefill compiles only what it runs: NVRTC takes seconds for these).
-// launch.ts inlines this header and dtypes.cuh before NVRTC compiles.
+// launch.ts inlines this header, dtypes.cuh and mma-ptx.cuh (the PTX wrappers) before NVRTC compiles.
 //
 // Kernels grouped_mma_<dtype>_<BM>, BM = 128 or 64 rows a tile. A block of 4 warps computes one BM × 128 output tile
 // of one expert with mma.sync m16n8k16 (Ampere-style, sm_80+): each warp a (BM/2) × 64 quarter. K runs in steps of
@@ -25,6 +25,7 @@
 
 #pragma once
 #include "dtypes.cuh"
+#include "mma-ptx.cuh"
 
 #define MMA_THREADS 128    // 4 warps: 2 along M × 2 along N
 #define MMA_BN 128
@@ -32,52 +33,6 @@
 #define MMA_ROW_BYTES 128
 #define GROUP_ROWS 8       // row tiles of one expert swept together, column tile by column tile
 #define SCAN_PER_LANE 8    // experts a lane reads per round of locate_mma_tile (256 a round)
-
-// ---- PTX wrappers -------------------------------------------------------------------------------------------
-// A shared-memory address as the 32-bit offset the shared-state-space instructions take.
-static __device__ __forceinline__ unsigned smem_address(const void* p) {
-  unsigned r;
-  asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
-  return r;
-}
-
-// 16 bytes global → shared, bypassing L1; when !valid nothing is read and the 16 bytes are zero-filled.
-static __device__ __forceinline__ void cp_async16(unsigned dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0) : "memory");
-}
-static __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-// Waits until at most `pending` of this thread's committed groups are still in flight.
-template <int pending>
-static __device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(pending) : "memory");
-}
-
-// Four 8×8 matrices of 16-bit elements: lanes 8j..8j+7 give the row addresses of matrix j, and lane l receives
-// row l/4, elements 2(l%4) and 2(l%4)+1 of matrix j in r[j].
-static __device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], unsigned addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr) : "memory");
-}
-
-// d += a · b for one 16×8×16 product, f32 accumulators (fragment layouts: PTX ISA, mma.m16n8k16).
-template <class D> struct Mma;
-template <> struct Mma<BF16> {
-  static __device__ __forceinline__ void run(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-};
-template <> struct Mma<F16> {
-  static __device__ __forceinline__ void run(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-};
-// ---- end of PTX wrappers ------------------------------------------------------------------------------------
 
 // 16 bytes, for the epilogue's vector copies.
 struct alignas(16) Chunk16 {
