@@ -83,6 +83,15 @@ export function attentionSizes(q: Tensor, k: Tensor, v: Tensor, opts: AttentionO
   return { B, T, S, H, Hkv, Dh, Dv };
 }
 
+/** The first weight row of each part of linearSplit(x, w, sizes, bias), the sizes checked (every backend's first step). */
+export function splitStarts(x: Tensor, w: Tensor, sizes: readonly number[], bias?: Tensor): number[] {
+  const starts = sizes.map((_, i) => sizes.slice(0, i).reduce((a, n) => a + n, 0));
+  const total = sizes.reduce((a, n) => a + n, 0);
+  assert(w.rank === 2 && x.dim(-1) === w.dim(1) && sizes.length > 0 && sizes.every((n) => Number.isInteger(n) && n >= 0) &&
+    total === w.dim(0) && (!bias || bias.size === total), `linearSplit: ${x} · ${w}ᵀ into parts [${sizes.join(', ')}]${bias ? ` + ${bias}` : ''}`);
+  return starts;
+}
+
 /** A step recorded by Backend.capture. */
 export interface CapturedStep {
   /**
@@ -153,6 +162,12 @@ export interface Backend {
   // ---- dense layers ----------------------------------------------------------------------------------
   /** x [T, Kin] · w [Nout, Kin]ᵀ (+ bias [Nout]) → [T, Nout], accumulated in f32. Output dtype = x's. */
   linear(x: Tensor, w: Tensor, bias?: Tensor): Tensor;
+  /**
+   * Several linears of one input whose weights are stacked by rows (attention's q, k, v): w [N0 + N1 + …, Kin],
+   * bias [ΣNi] → one tensor [T, Ni] per part, each equal to linear(x, rows of part i, its bias). One weight pass
+   * where a backend can (CUDA at T = 1: one GEMV launch for all parts).
+   */
+  linearSplit(x: Tensor, w: Tensor, sizes: readonly number[], bias?: Tensor): Tensor[];
   /** table [V, D] rows picked by ids i32 [T] → [T, D]. Ids must be in range (callers validate). */
   embedding(table: Tensor, ids: Tensor): Tensor;
   /** x [R, D] normalised by the root mean square of each row, times w [D]; computed in f32. */

@@ -8,7 +8,7 @@ import type { FloatDType } from '../core/dtype.ts';
 import type { Tensor } from '../core/tensor.ts';
 import { Checkpoint } from '../io/checkpoint.ts';
 import { ModelConfig } from '../io/config.ts';
-import { Attention, type AttentionBlock } from '../nn/attention.ts';
+import { Attention, type AttentionBlock, type AttentionWeights } from '../nn/attention.ts';
 import { MlaAttention, type MlaWeights } from '../nn/mla-attention.ts';
 import { MoeLayer } from '../moe/moe-layer.ts';
 import { DecoderLM, type DecoderLayer } from './decoder.ts';
@@ -86,20 +86,19 @@ function mlaWeights(spec: ArchitectureSpec, r: Weights, p: string): MlaWeights {
   };
 }
 
-function attentionWeights(spec: ArchitectureSpec, r: Weights, p: string) {
+/** Standard attention's weights, q, k and v (and their biases) stacked by rows for one linearSplit. */
+function attentionWeights(spec: ArchitectureSpec, r: Weights, p: string): AttentionWeights {
   const a = spec.attention;
   const [D, qOut, kvOut] = [spec.hiddenSize, a.numHeads * a.headDim, a.numKvHeads * a.headDim];
-  const bias = (name: string, n: number, wanted: boolean) => (wanted ? { [name]: r.tensor(`${p}.${name.slice(0, 1)}_proj.bias`, [n]) } : {});
+  const qkvSizes = [qOut, kvOut, kvOut] as const;
+  const qkv = (suffix: string, cols: number[]) => r.stacked(['q', 'k', 'v'].map((x, i) => ({ name: `${p}.${x}_proj.${suffix}`, shape: [qkvSizes[i]!, ...cols] })));
   const [qNorm, kNorm] = a.qkNorm === 'per-head' ? [a.headDim, a.headDim] : [qOut, kvOut];
   return {
-    q: r.tensor(`${p}.q_proj.weight`, [qOut, D]),
-    k: r.tensor(`${p}.k_proj.weight`, [kvOut, D]),
-    v: r.tensor(`${p}.v_proj.weight`, [kvOut, D]),
+    qkv: qkv('weight', [D]),
+    qkvSizes,
     o: r.tensor(`${p}.o_proj.weight`, [D, qOut]),
-    ...bias('qBias', qOut, a.qkvBias),
-    ...bias('kBias', kvOut, a.qkvBias),
-    ...bias('vBias', kvOut, a.qkvBias),
-    ...bias('oBias', D, a.outputBias),
+    ...(a.qkvBias ? { qkvBias: qkv('bias', []) } : {}),
+    ...(a.outputBias ? { oBias: r.tensor(`${p}.o_proj.bias`, [D]) } : {}),
     ...(a.qkNorm !== 'none' ? { qNorm: r.tensor(`${p}.q_norm.weight`, [qNorm]), kNorm: r.tensor(`${p}.k_norm.weight`, [kNorm]) } : {}),
     ...(a.sinks ? { sinks: r.tensor(`${p}.sinks`, [a.numHeads]) } : {}),
   };

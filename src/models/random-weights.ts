@@ -13,7 +13,7 @@ import type { DecoderLM } from './decoder.ts';
 import { buildDecoder } from './load.ts';
 import { architectureOf } from './registry.ts';
 import type { ArchitectureSpec } from './spec.ts';
-import type { Weights } from './weights.ts';
+import { stackedShape, type StackedPart, type Weights } from './weights.ts';
 
 export interface RandomWeightOptions {
   /** Mixed with each tensor's name into its stream; an integer in [0, 2^20). Default 0. */
@@ -40,11 +40,21 @@ export class RandomWeights implements Weights {
   }
 
   tensor(name: string, shape: number[], as: FloatDType = this.dtype): Tensor {
-    const n = shape.reduce((a, d) => a * d, 1);
-    let t: Tensor;
-    if (/norm\.weight$/.test(name)) t = this.backend.upload(fromF32(new Float32Array(n).fill(1), as), shape, as);
-    else if (/bias$/.test(name)) t = this.backend.zeros(shape, as);
-    else t = this.backend.randomNormal(shape, as, this.seedOf(name), this.std);
+    const t = this.generate(name, shape, as);
+    this.made.push(t);
+    return t;
+  }
+
+  /** Each part made as `tensor` makes it (same values), copied into one tensor at its rows. */
+  stacked(parts: readonly StackedPart[]): Tensor {
+    const t = this.backend.zeros(stackedShape(parts), this.dtype);
+    let at = 0;
+    for (const p of parts) {
+      const part = this.generate(p.name, p.shape, this.dtype);
+      this.backend.copyRows(t, part, at);
+      part.dispose();
+      at += p.shape[0]!;
+    }
     this.made.push(t);
     return t;
   }
@@ -71,6 +81,14 @@ export class RandomWeights implements Weights {
   /** Gives every tensor made back to the backend (the model built from them must not run again). */
   dispose(): void {
     for (const t of this.made.splice(0)) t.dispose();
+  }
+
+  /** Tensor `name`: norm weights 1, biases 0, others N(0, std) from the name's stream. */
+  private generate(name: string, shape: number[], as: FloatDType): Tensor {
+    const n = shape.reduce((a, d) => a * d, 1);
+    if (/norm\.weight$/.test(name)) return this.backend.upload(fromF32(new Float32Array(n).fill(1), as), shape, as);
+    if (/bias$/.test(name)) return this.backend.zeros(shape, as);
+    return this.backend.randomNormal(shape, as, this.seedOf(name), this.std);
   }
 
   /** The stream of tensor `name`: the seed in the high bits, an FNV-1a hash of the name in the low 32. */

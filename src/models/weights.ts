@@ -3,10 +3,11 @@
 //   experts: fused `mlp.experts.gate_up_proj` [E, 2F, D] + `down_proj` [E, D, F] (transformers 5), or one tensor per
 //            expert `mlp.experts.{e}.{gate,up,down}.weight` (the Hub) stacked into the same fused tensors;
 //   dense SwiGLU: `gate_proj` + `up_proj` concatenated into one [2F, D] weight;
+//   attention: `q_proj`, `k_proj`, `v_proj` (weights, and biases where present) stacked by rows into one (`stacked`);
 //   a layout's expertFormat (GPT-OSS): its stored expert tensors converted to the canonical ones (derived tensors).
 import type { Backend } from '../backend/backend.ts';
 import type { DType, FloatDType } from '../core/dtype.ts';
-import { fail } from '../core/errors.ts';
+import { assert, fail } from '../core/errors.ts';
 import type { Tensor } from '../core/tensor.ts';
 import type { Checkpoint } from '../io/checkpoint.ts';
 import { moetsDType } from '../io/safetensors.ts';
@@ -34,7 +35,22 @@ export interface Weights {
   tensor(name: string, shape: number[], as?: FloatDType): Tensor;
   optional(name: string, shape: number[]): Tensor | undefined;
   swiGlu(prefix: string, F: number, D: number): SwiGluWeights;
+  /** The tensors `parts` (each checked as `tensor` checks it) stacked by rows in that order: [Σ shape[0], ...rest]. */
+  stacked(parts: readonly StackedPart[]): Tensor;
   experts(prefix: string, E: number, F: number, D: number): { gateUp: Tensor; down: Tensor };
+}
+
+/** One tensor of Weights.stacked: its canonical name and shape (all parts share the shape past dim 0). */
+export interface StackedPart {
+  name: string;
+  shape: number[];
+}
+
+/** The shape of `parts` stacked by rows; they must agree past dim 0 (a bug in the builder otherwise). */
+export function stackedShape(parts: readonly StackedPart[]): number[] {
+  const rest = parts[0]!.shape.slice(1);
+  assert(parts.every((p) => p.shape.slice(1).join() === rest.join()), `stacked: ${parts.map((p) => `${p.name} [${p.shape.join(', ')}]`).join(', ')}`);
+  return [parts.reduce((n, p) => n + p.shape[0]!, 0), ...rest];
 }
 
 export class WeightReader implements Weights {
@@ -83,6 +99,12 @@ export class WeightReader implements Weights {
       gateUp: this.upload(concat(parts.map((p) => p.bytes)), sameDType(parts, prefix), [2 * F, D]),
       down: this.tensor(`${prefix}.down_proj.weight`, [D, F]),
     };
+  }
+
+  stacked(parts: readonly StackedPart[]): Tensor {
+    const shape = stackedShape(parts);
+    const raws = parts.map((p) => this.raw(p.name, p.shape));
+    return this.upload(concat(raws.map((r) => r.bytes)), sameDType(raws, parts.map((p) => p.name).join(', ')), shape);
   }
 
   /** Expert weights under `${prefix}` (e.g. model.layers.3.mlp.experts) as gateUp [E, 2F, D] and down [E, D, F]. */
@@ -153,6 +175,6 @@ function concat(parts: Uint8Array[]): Uint8Array {
 
 function sameDType(parts: { dtype: DType }[], prefix: string): DType {
   const dtype = parts[0]!.dtype;
-  if (parts.some((p) => p.dtype !== dtype)) fail('unsupported', `${prefix}: expert tensors mix dtypes; convert the checkpoint to one dtype`);
+  if (parts.some((p) => p.dtype !== dtype)) fail('unsupported', `${prefix}: tensors stored together mix dtypes; convert the checkpoint to one dtype`);
   return dtype;
 }

@@ -12,8 +12,14 @@ import type { AttentionSpec } from '../models/spec.ts';
 import type { LayerCacheShape, LayerKV } from './kv-cache.ts';
 
 export interface AttentionWeights {
-  q: Tensor; k: Tensor; v: Tensor; o: Tensor;
-  qBias?: Tensor; kBias?: Tensor; vBias?: Tensor; oBias?: Tensor;
+  /** q, k, v projections stacked by rows: [H·Dh + Hkv·Dh + Hkv·Dv, D], one linearSplit into qkvSizes. */
+  qkv: Tensor;
+  /** Rows of q, k and v in qkv: [H·Dh, Hkv·Dh, Hkv·Dv]. */
+  qkvSizes: readonly [number, number, number];
+  o: Tensor;
+  /** [ΣqkvSizes]: the q, k, v biases stacked as qkv. */
+  qkvBias?: Tensor;
+  oBias?: Tensor;
   /** [Dh] for per-head norm, [H*Dh] / [Hkv*Dh] for whole-projection norm. */
   qNorm?: Tensor; kNorm?: Tensor;
   /** f32 [H]: per-head sink logits (GPT-OSS). */
@@ -50,7 +56,7 @@ export class Attention implements AttentionBlock {
 
   get cacheShape(): LayerCacheShape {
     const { numKvHeads: Hkv, headDim: Dh } = this.spec;
-    return { keys: [Hkv, Dh], values: [Hkv, this.w.v.dim(0) / Hkv] };
+    return { keys: [Hkv, Dh], values: [Hkv, this.w.qkvSizes[2] / Hkv] };
   }
 
   forward(x: Tensor, step: StepContext, kv: LayerKV): Tensor {
@@ -59,9 +65,7 @@ export class Attention implements AttentionBlock {
     const [B, T, N] = [step.batch, step.tokens, x.dim(0)];
     // `then(old, next)`: next was computed from old (its op is queued), so old's memory can go back now.
     const then = (old: Tensor, next: Tensor) => (old.dispose(), next);
-    let q = b.linear(x, this.w.q, this.w.qBias);
-    let k = b.linear(x, this.w.k, this.w.kBias);
-    let v = b.linear(x, this.w.v, this.w.vBias);
+    let [q, k, v] = b.linearSplit(x, this.w.qkv, this.w.qkvSizes, this.w.qkvBias) as [Tensor, Tensor, Tensor];
     if (this.spec.qkNorm === 'whole') {
       q = then(q, b.rmsNorm(q, this.w.qNorm!, this.normEps));
       k = then(k, b.rmsNorm(k, this.w.kNorm!, this.normEps));

@@ -1,10 +1,11 @@
 // Conformance cases for dense layers: linear (with/without bias, odd sizes, K = 1, one row, several weight tiles,
-// decode sizes of 1..8 rows), embedding, rmsNorm, rope (both pairings, partial rotary, attention scaling), attention
+// decode sizes of 1..8 rows), linearSplit (stacked weights into parts), embedding, rmsNorm, rope (both pairings, partial rotary, attention scaling), attention
 // (GQA, decode against a cache, chunked prefill, sliding window, Dv ≠ Dh, positions given per query: out of order,
 // several sequences, sinks; cache rows past the positions hold garbage that must get no weight) and siluMul.
 //
 // Legend: M = rows of x, K = input features, N = output features, B = sequences, T = tokens per sequence,
 // H = heads, Hkv = kv heads, Dh = head dim, Dv = value dim, S = cache rows per sequence.
+import assert from 'node:assert/strict';
 import { describe } from 'node:test';
 import type { AttentionOptions, RopeOptions } from '../../src/backend/backend.ts';
 import {
@@ -30,6 +31,16 @@ const LINEAR_SHAPES = [
 const DECODE_LINEAR_SHAPES = [
   [1, 264, 129], [2, 256, 33], [3, 520, 7], [4, 64, 1], [5, 1032, 65], [6, 40, 513], [7, 8, 31], [8, 2048, 17],
   [1, 4096, 17], [2, 8192, 5], [1, 512, 1100], [1, 263, 31], [8, 30, 9],
+] as const;
+
+/**
+ * [M, K, part widths] for linearSplit (attention's q, k, v): one row (one split GEMV launch on CUDA for bf16/f16)
+ * with 3 and 2 parts, a long K, odd widths (units must not straddle parts); 5 rows (cuBLAS per part); K % 8 != 0 and
+ * 4 parts (each part as `linear` does it on CUDA).
+ */
+const SPLIT_LINEAR_SHAPES = [
+  [1, 4096, [64, 16, 16]], [1, 264, [129, 31, 33]], [1, 512, [40, 24]], [5, 264, [64, 16, 16]], [5, 33, [17, 7, 9]],
+  [1, 263, [32, 8, 8]], [1, 64, [8, 8, 8, 8]], [2, 520, [1, 3]],
 ] as const;
 
 export function denseCases(ctx: SuiteContext): void {
@@ -73,6 +84,28 @@ export function denseCases(ctx: SuiteContext): void {
           const y = b.linear(x.t, w.t, bias?.t);
           expectTensor(y, dtype, [M, N], tag);
           expectClose(await readFloat(y, tag), linearRef(x.held, w.held, M, N, K, bias?.held), dtype, `${tag} [${M}, ${K}]·[${N}, ${K}]ᵀ${bias ? ' + bias' : ''}`);
+        }
+      }
+    });
+
+    conformanceCase(ctx, 'linearSplit: each part equals linear on its rows of w (2 to 4 parts, with and without bias)', async (rng, tag, b) => {
+      for (const dtype of ctx.dtypes) {
+        for (const [i, [M, K, sizes]] of SPLIT_LINEAR_SHAPES.entries()) {
+          const N = sizes.reduce((a, n) => a + n, 0);
+          const x = randomTensor(b, rng, [M, K], dtype);
+          const w = randomTensor(b, rng, [N, K], dtype, 1 / Math.sqrt(K));
+          const bias = i % 2 === 0 ? randomTensor(b, rng, [N], dtype) : undefined;
+          const parts = b.linearSplit(x.t, w.t, sizes, bias?.t);
+          let at = 0;
+          for (const [j, n] of sizes.entries()) {
+            const what = `${tag} [${M}, ${K}]·[${N}, ${K}]ᵀ${bias ? ' + bias' : ''}, part ${j} (rows ${at}..${at + n})`;
+            expectTensor(parts[j]!, dtype, [M, n], what);
+            const wPart = w.held.slice(at * K, (at + n) * K);
+            const ref = linearRef(x.held, wPart, M, n, K, bias?.held.slice(at, at + n));
+            expectClose(await readFloat(parts[j]!, what), ref, dtype, what);
+            at += n;
+          }
+          assert.equal(parts.length, sizes.length, `${tag}: ${parts.length} parts for ${sizes.length} sizes`);
         }
       }
     });

@@ -1,6 +1,6 @@
 // The CPU backend: the readable reference every other backend is tested against.
 // Storage is a host typed array; every kernel widens to f32, computes, and narrows to the output dtype.
-import { attentionSizes, type AttentionOptions, type Backend, type CapturedStep, type ClampedGlu, type RopeOptions, type RouterSpec } from '../backend.ts';
+import { attentionSizes, splitStarts, type AttentionOptions, type Backend, type CapturedStep, type ClampedGlu, type RopeOptions, type RouterSpec } from '../backend.ts';
 import { allocHost, isFloat, type DType, type FloatDType, type HostArray } from '../../core/dtype.ts';
 import { assert } from '../../core/errors.ts';
 import { sizeOf, type Shape, type Tensor } from '../../core/tensor.ts';
@@ -152,6 +152,20 @@ export class CpuBackend implements Backend {
     const out = new Float32Array(M * N);
     matmulInto(out, f32Of(x), weightRowsOf(w), 0, M, N, K, bias ? f32Of(bias) : undefined);
     return this.floatResult(out, x, [...x.shape.slice(0, -1), N]);
+  }
+
+  /** Each part by matmulInto on its rows of w: the same sums, in the same order, as linear on that part alone. */
+  linearSplit(x: Tensor, w: Tensor, sizes: readonly number[], bias?: Tensor): Tensor[] {
+    const starts = splitStarts(x, w, sizes, bias);
+    const K = w.dim(1);
+    const M = x.size / K;
+    const [xs, rows, b] = [f32Of(x), weightRowsOf(w), bias && f32Of(bias)];
+    return sizes.map((n, i) => {
+      const out = new Float32Array(M * n);
+      const at = starts[i]!;
+      matmulInto(out, xs, { ...rows, offset: rows.offset + at * K }, 0, M, n, K, b?.subarray(at, at + n));
+      return this.floatResult(out, x, [...x.shape.slice(0, -1), n]);
+    });
   }
 
   embedding(table: Tensor, ids: Tensor): Tensor {

@@ -12,7 +12,7 @@
 // Everything queued on the device's stream while a capture runs joins the graph, so nothing else may use this
 // backend until the captured body's promise settles (moets runs one step at a time).
 import {
-  attentionSizes, type AttentionOptions, type Backend, type CapturedStep, type ClampedGlu, type RopeOptions, type RouterSpec,
+  attentionSizes, splitStarts, type AttentionOptions, type Backend, type CapturedStep, type ClampedGlu, type RopeOptions, type RouterSpec,
 } from '../backend.ts';
 import { DTYPE_BYTES, isFloat, type DType, type FloatDType, type HostArray } from '../../core/dtype.ts';
 import { assert, fail } from '../../core/errors.ts';
@@ -25,7 +25,7 @@ import {
   binaryInto, broadcastRowsInto, castInto, clampInto, scaleInto, scaleRowsInto, sigmoidInto,
 } from './kernels/elementwise.ts';
 import { attentionInto } from './kernels/attention.ts';
-import { denseGemvInto, denseGemvPlan } from './kernels/gemv.ts';
+import { denseGemvInto, denseGemvPlan, SPLIT_GEMV_MAX_PARTS, splitGemvInto, type DenseGemvArgs } from './kernels/gemv.ts';
 import {
   gatherRowsInto, groupedGluLinearInto, groupedLinearInto, routeInto, scatterAddWeightedInto, sortByExpertInto, type GroupedLinearArgs,
 } from './kernels/moe.ts';
@@ -213,19 +213,53 @@ export class CudaBackend implements Backend {
     const weights = this.asDType(w, dtype);
     const b = bias && this.asDType(bias, dtype);
     assert(!b || b.size === N, `linear bias ${bias} for ${w}`);
-    // A few rows (decode): the GEMV streams the weights once at close to copy speed, where cuBLAS picks split-K
-    // kernels that read them at under half of it. Else cuBLAS, the bias copied into out first and added by beta = 1.
-    const gemv = { out: ptr(out), x: ptr(x), w: ptr(weights), bias: b ? ptr(b) : 0, T: M, Nout: N, Kin: K };
-    const plan = denseGemvPlan(this.device, dtype, gemv);
-    if (plan) {
-      denseGemvInto(this.device, dtype, gemv, plan);
-    } else {
-      if (b) broadcastRowsInto(this.device, dtype, ptr(out), ptr(b), N, M * N);
-      this.device.cublas.linear(ptr(out), ptr(x), ptr(weights), dtype, { M, N, K }, b !== undefined);
-    }
+    this.linearInto(dtype, { out: ptr(out), x: ptr(x), w: ptr(weights), bias: b ? ptr(b) : 0, T: M, Nout: N, Kin: K });
     if (weights !== w) this.release(weights);
     if (b && b !== bias) this.release(b);
     return out;
+  }
+
+  /**
+   * At T = 1 (bf16/f16, 16-byte rows, at most SPLIT_GEMV_MAX_PARTS parts) one GEMV launch over all the stacked rows,
+   * each part's columns stored in its own output; else each part as `linear` does it, on its rows of w in place.
+   */
+  linearSplit(x: Tensor, w: Tensor, sizes: readonly number[], bias?: Tensor): Tensor[] {
+    const starts = splitStarts(x, w, sizes, bias);
+    const [N, K] = [w.dim(0), w.dim(1)];
+    const dtype = floatOf(x);
+    const M = x.size / K;
+    const outs = sizes.map((n) => this.empty([...x.shape.slice(0, -1), n], dtype));
+    const weights = this.asDType(w, dtype);
+    const b = bias && this.asDType(bias, dtype);
+    const [wp, bp, size] = [ptr(weights), b ? ptr(b) : 0, DTYPE_BYTES[dtype]];
+    const split = { outs: outs.map(ptr), x: ptr(x), w: wp, bias: bp, T: M, sizes, Kin: K };
+    const plan = sizes.length <= SPLIT_GEMV_MAX_PARTS ? denseGemvPlan(this.device, dtype, { ...split, out: 0, Nout: N }) : undefined;
+    if (plan) {
+      splitGemvInto(this.device, dtype, split, plan);
+    } else {
+      sizes.forEach((n, i) => this.linearInto(dtype, {
+        out: split.outs[i]!, x: split.x, w: wp + starts[i]! * K * size, bias: bp && bp + starts[i]! * size, T: M, Nout: n, Kin: K,
+      }));
+    }
+    if (weights !== w) this.release(weights);
+    if (b && b !== bias) this.release(b);
+    return outs;
+  }
+
+  /**
+   * out = x · wᵀ (+ bias), all of `dtype`. A few rows (decode): the GEMV streams the weights once at close to copy
+   * speed, where cuBLAS picks split-K kernels that read them at under half of it. Else cuBLAS, the bias copied into
+   * out first and added by beta = 1.
+   */
+  private linearInto(dtype: FloatDType, a: DenseGemvArgs): void {
+    const plan = denseGemvPlan(this.device, dtype, a);
+    if (plan) {
+      denseGemvInto(this.device, dtype, a, plan);
+      return;
+    }
+    const { T: M, Nout: N, Kin: K } = a;
+    if (a.bias) broadcastRowsInto(this.device, dtype, a.out, a.bias, N, M * N);
+    this.device.cublas.linear(a.out, a.x, a.w, dtype, { M, N, K }, a.bias !== 0);
   }
 
   embedding(table: Tensor, ids: Tensor): Tensor {

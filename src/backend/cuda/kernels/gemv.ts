@@ -1,16 +1,20 @@
-// The GEMV kernels' plan and the dense launcher (gemv.cu: `linear` at small T; the grouped GEMV of grouped.cu is
-// launched from moe.ts with the same plan). Both stream each weight byte once per pass of R rows through the core of
-// gemv.cuh: units of WC weight rows (columns) × all of Kin, each done by a team of S warps, at most one resident wave
-// of blocks looping over the units.
+// The GEMV kernels' plan and the dense launchers (gemv.cu: `linear` at small T, and `linearSplit` over stacked
+// weights; the grouped GEMV of grouped.cu is launched from moe.ts with the same plan). All stream each weight byte
+// once per pass of R rows through the core of gemv.cuh: units of WC weight rows (columns) × all of Kin, each done by
+// a team of S warps, at most one resident wave of blocks looping over the units.
 //
 // Legend: T = rows of x, Kin = input features, Nout = output features, R = rows of x a pass, WC = columns a unit,
 // S = warps a team (splitting Kin), V = elements per 16-byte load.
 import type { FloatDType } from '../../../core/dtype.ts';
+import { assert } from '../../../core/errors.ts';
 import type { CudaDevice } from '../device.ts';
 import type { ArgKind, KernelFile } from '../launch.ts';
 
 const GEMV: KernelFile = { file: 'gemv.cu' };
 const GEMV_ARGS: readonly ArgKind[] = ['ptr', 'ptr', 'ptr', 'ptr', 'u64', 'u64', 'u64', 'i32'];
+const SPLIT_GEMV_ARGS: readonly ArgKind[] = ['ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'ptr', 'u64', 'u64', 'u64', 'u64', 'u64', 'i32'];
+/** Outputs a split GEMV writes at most (gemv.cu gemv_split_*: out0, out1, out2). */
+export const SPLIT_GEMV_MAX_PARTS = 3;
 
 /** Must match gemv.cuh: GEMV_MAX_WARPS warps a block at most, GEMV_LOADS 16-byte weight loads in flight per lane. */
 const MAX_BLOCK_WARPS = 8;
@@ -143,4 +147,31 @@ export function denseGemvInto(dev: CudaDevice, dtype: FloatDType, a: DenseGemvAr
   if (a.T === 0 || a.Nout === 0) return;
   const kernel = dev.kernel(GEMV, `gemv_${dtype}_${plan.rows}x${plan.columns}`, GEMV_ARGS);
   dev.launch(kernel, plan.grid, plan.blockWarps * 32, [a.out, a.x, a.w, a.bias, a.T, a.Nout, a.Kin, plan.teamWarps]);
+}
+
+/** The split GEMV's operands: w [ΣNi, Kin] stacked by rows, out i [T, Ni] (at most SPLIT_GEMV_MAX_PARTS parts). */
+export interface SplitGemvArgs {
+  outs: readonly number[];
+  x: number; // [T, Kin]
+  w: number; // [ΣNi, Kin]
+  bias: number; // [ΣNi] of the dtype, or 0 for none
+  T: number;
+  sizes: readonly number[]; // Ni
+  Kin: number;
+}
+
+/**
+ * out i = x · (rows of part i of w)ᵀ (+ its bias) for every part in one launch of gemv_split_<dtype>_1x<WC>, with the
+ * plan denseGemvPlan makes for the stacked matrix (Nout = ΣNi; one row a pass, as the dense GEMV serves T = 1).
+ */
+export function splitGemvInto(dev: CudaDevice, dtype: FloatDType, a: SplitGemvArgs, plan: GemvPlan): void {
+  const parts = a.sizes.length;
+  assert(parts >= 1 && parts <= SPLIT_GEMV_MAX_PARTS && a.outs.length === parts && plan.rows === 1,
+    `splitGemvInto: ${parts} parts, ${a.outs.length} outputs, ${plan.rows} rows a pass`);
+  if (a.T === 0) return;
+  const [outs, sizes] = [[0, 0, 0], [0, 0, 0]];
+  a.outs.forEach((o, i) => (outs[i] = o));
+  a.sizes.forEach((n, i) => (sizes[i] = n));
+  const kernel = dev.kernel(GEMV, `gemv_split_${dtype}_1x${plan.columns}`, SPLIT_GEMV_ARGS);
+  dev.launch(kernel, plan.grid, plan.blockWarps * 32, [...outs, a.x, a.w, a.bias, a.T, ...sizes, a.Kin, plan.teamWarps]);
 }
