@@ -1,5 +1,5 @@
 // The GEMV kernels at decode sizes on the CUDA backend (kernels/gemv.ts, gemv.cuh): dense `linear` for T ≤ 8 rows
-// beside cuBLAS, and the experts' grouped GEMV (kernels/grouped.ts groupedGemvInto) at T = 1 and 8 with random routing, each
+// beside cuBLAS, and the experts' grouped GEMV (moe.ts groupedGemvInto) at T = 1 and 8 with random routing, each
 // against its byte floor: the weight bytes read ÷ the device-to-device copy rate measured in the same run. Checks
 // first, stopping on a mismatch: the dense GEMV (every instance and team size) against cuBLAS and the CPU backend on
 // odd shapes, the grouped GEMV against the CPU backend (f32, bf16, f16; empty experts, experts past 8 rows).
@@ -15,7 +15,7 @@ import { writeFileSync } from 'node:fs';
 import { CpuBackend } from '../src/backend/cpu/cpu-backend.ts';
 import { CudaBackend } from '../src/backend/cuda/cuda-backend.ts';
 import { denseGemvInto, denseGemvPlan, gemvRows, type DenseGemvArgs, type GemvPlan } from '../src/backend/cuda/kernels/gemv.ts';
-import { groupedGemvInto, groupedGemvPlan, groupedLinearPath, type GroupedLinearArgs } from '../src/backend/cuda/kernels/grouped.ts';
+import { groupedGemvInto, groupedGemvPlan, groupedLinearPath, type GroupedLinearArgs } from '../src/backend/cuda/kernels/moe.ts';
 import { SHAPES } from '../src/bench/moe-layer.ts';
 import { clockFor, describeDevice, formatTable, measureCopyGBs, median } from '../src/bench/measure.ts';
 import type { Tensor } from '../src/core/tensor.ts';

@@ -1,4 +1,4 @@
-// The experts' grouped GEMM alone on the CUDA backend, per kernel path (kernels/grouped.ts groupedLinearPath): the MoE
+// The experts' grouped GEMM alone on the CUDA backend, per kernel path (moe.ts groupedLinearPath): the MoE
 // benchmark's shapes in bf16 (each model's gate|up GEMM x [N, H] · gateUp[e] [2F, H]ᵀ and down GEMM
 // [N, F] · down[e] [H, F]ᵀ at T = 64, 512, 4096, 16384 tokens; N = T·K rows, each token sent to K distinct experts
 // drawn uniformly), timed with CUDA events against the floor max(FLOPs ÷ cuBLAS bf16 rate, bytes ÷ copy rate)
@@ -16,7 +16,7 @@ import { CpuBackend } from '../src/backend/cpu/cpu-backend.ts';
 import { CudaBackend } from '../src/backend/cuda/cuda-backend.ts';
 import {
   groupedLinearInto, groupedLinearPath, groupedSwiGluInto, type GroupedLinearArgs, type GroupedLinearPath,
-} from '../src/backend/cuda/kernels/grouped.ts';
+} from '../src/backend/cuda/kernels/moe.ts';
 import { SHAPES } from '../src/bench/moe-layer.ts';
 import { clockFor, describeDevice, formatTable, measureCopyGBs, measureGemmTflops, median, timeRepeats } from '../src/bench/measure.ts';
 import type { FloatDType } from '../src/core/dtype.ts';

@@ -12,7 +12,7 @@ import { CpuBackend } from '../src/backend/cpu/cpu-backend.ts';
 import { CudaBackend } from '../src/backend/cuda/cuda-backend.ts';
 import type { CudaDevice } from '../src/backend/cuda/device.ts';
 import { binaryInto } from '../src/backend/cuda/kernels/elementwise.ts';
-import { gatherRowsInto, routeInto, scatterAddWeightedInto, sortByExpertInto } from '../src/backend/cuda/kernels/dispatch.ts';
+import { gatherRowsInto, routeInto, scatterAddWeightedInto, sortByExpertInto } from '../src/backend/cuda/kernels/moe.ts';
 import { rmsNormInto } from '../src/backend/cuda/kernels/norm-rope.ts';
 import { describeDevice, formatTable } from '../src/bench/measure.ts';
 import type { FloatDType } from '../src/core/dtype.ts';

@@ -1,6 +1,6 @@
 // Conformance cases for groupedGluLinear, the experts' first projection with its SwiGLU: out [N, F] =
 // glu(groupedLinear(x, gateUp, offsets, bias)), against a float64 plain loop per expert (linearRef, then SwiGLU or
-// GPT-OSS's clamped GLU). Row splits cover each kernel the CUDA backend picks (kernels/grouped.ts groupedLinearPath):
+// GPT-OSS's clamped GLU). Row splits cover each kernel the CUDA backend picks (kernels/moe.ts groupedLinearPath):
 // the fused GEMV (few rows; 16-byte rows or not; more rows than one pass; more than 256 experts), the fused
 // tensor-core tiles (bf16/f16, Kin % 8 == 0, N > 4·E; 64- and 128-row tiles), and the CUDA-core tiles, where the
 // two ops run unfused. Empty experts everywhere, N = 0, odd F (a warp's columns cut short), bias on and off.

@@ -112,7 +112,7 @@ export function moeStageCases(ctx: SuiteContext): void {
       }
     });
 
-    // On CUDA (kernels/grouped.ts groupedLinearPath) bf16/f16 with Kin % 8 == 0 take the tensor-core tiles once N > 4·E: 64-row
+    // On CUDA (moe.ts groupedLinearPath) bf16/f16 with Kin % 8 == 0 take the tensor-core tiles once N > 4·E: 64-row
     // tiles below 128·E rows, 128-row tiles from there (mma128); on sm_90 the wgmma tiles of 128 × 256 (`wg`) from
     // 64·E rows. Each case's comment names its CUDA path (f32 always stays on the GEMV / CUDA-core tiles). The shapes
     // hit the kernels' edges: an expert straddling row tiles, Kin not a multiple of the 64-wide k step, Nout past one

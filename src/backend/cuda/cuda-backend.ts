@@ -26,8 +26,9 @@ import {
 } from './kernels/elementwise.ts';
 import { attentionInto } from './kernels/attention.ts';
 import { denseGemvInto, denseGemvPlan, SPLIT_GEMV_MAX_PARTS, splitGemvInto, type DenseGemvArgs } from './kernels/gemv.ts';
-import { gatherRowsInto, routeInto, scatterAddWeightedInto, sortByExpertInto } from './kernels/dispatch.ts';
-import { groupedGluLinearInto, groupedLinearInto, type GroupedLinearArgs } from './kernels/grouped.ts';
+import {
+  gatherRowsInto, groupedGluLinearInto, groupedLinearInto, routeInto, scatterAddWeightedInto, sortByExpertInto, type GroupedLinearArgs,
+} from './kernels/moe.ts';
 import { concatHeadsInto, embeddingInto, sliceColumnsInto, writeRowsInto } from './kernels/layout.ts';
 import { clampedGluInto, rmsNormInto, ropeInto, siluMulInto, softmaxInto } from './kernels/norm-rope.ts';
 import { fillRandomInto } from './kernels/random.ts';
@@ -320,7 +321,7 @@ export class CudaBackend implements Backend {
     return out;
   }
 
-  // ---- MoE stages (kernels/dispatch.ts, kernels/grouped.ts) ----
+  // ---- MoE stages (kernels/moe.ts) ----
   route(logits: Tensor, spec: RouterSpec, selectionBias?: Tensor): { weights: Tensor; experts: Tensor } {
     const [T, E] = [logits.dim(0), logits.dim(1)];
     assert(logits.rank === 2 && (!selectionBias || selectionBias.size === E), `route: ${logits}, bias ${selectionBias}`);
@@ -352,7 +353,7 @@ export class CudaBackend implements Backend {
     return this.grouped('groupedLinear', x, w, offsets, bias, 1, (dtype, args) => groupedLinearInto(this.device, dtype, args));
   }
 
-  /** Fused where kernels/grouped.ts can (GEMV or tensor-core kernels with the GLU in their epilogue), else the two ops. */
+  /** Fused where kernels/moe.ts can (GEMV or tensor-core kernels with the GLU in their epilogue), else the two ops. */
   groupedGluLinear(x: Tensor, gateUp: Tensor, offsets: Tensor, bias?: Tensor, clamped?: ClampedGlu): Tensor {
     assert(gateUp.rank === 3 && gateUp.dim(1) % 2 === 0, `groupedGluLinear: ${gateUp} is not [E, 2F, Kin] (gate rows, then up rows)`);
     return this.grouped('groupedGluLinear', x, gateUp, offsets, bias, 2, (dtype, args) => groupedGluLinearInto(this.device, dtype, args, clamped));

@@ -11,16 +11,13 @@ import { CompileCache, defaultCacheDir } from './compile-cache.ts';
 import { Cublas } from './cublas.ts';
 import { CudaDriver, type DeviceInfo } from './driver.ts';
 import { CudaCallError, loadKoffi, type Handle } from './ffi.ts';
-import { DEFAULT_SHARED_BYTES, KernelArgs, KernelModules, type ArgKind, type Kernel, type KernelFile } from './launch.ts';
+import { KernelArgs, KernelModules, type ArgKind, type Kernel, type KernelFile } from './launch.ts';
 import type { SearchContext } from './libraries.ts';
 import { Nvrtc } from './nvrtc.ts';
 import { fail } from '../../core/errors.ts';
 
 /** The oldest GPU generation the kernels build for (sm_80, Ampere). */
 const MIN_COMPUTE_CAPABILITY = 80;
-/** cuFuncSetAttribute attributes (CUfunction_attribute). */
-const CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
-const CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT = 9;
 /** Threads per block of the elementwise kernels. */
 const ELEMENTWISE_BLOCK = 256;
 /** Blocks per multiprocessor the elementwise grids stop at (the kernels stride over the rest). */
@@ -46,8 +43,6 @@ export class CudaDevice {
   private readonly modules: KernelModules;
   private readonly args: KernelArgs;
   private readonly maxElementwiseGrid: number;
-  /** Kernels set up by withSharedMemory, and the dynamic shared memory each may take. */
-  private readonly sharedLimits = new WeakMap<Kernel, number>();
   /** The pool of the capture in progress; undefined when none is. */
   private capturePool: MemoryPool | undefined;
 
@@ -98,22 +93,6 @@ export class CudaDevice {
 
   kernel(source: KernelFile, name: string, args: readonly ArgKind[]): Kernel {
     return this.modules.kernel(source, name, args);
-  }
-
-  /**
-   * `kernel`, allowed `bytes` of dynamic shared memory a block (above DEFAULT_SHARED_BYTES a kernel must opt in) and
-   * preferring the largest shared-memory carveout, so the blocks a launch plan counts on fit beside each other on an
-   * SM. Set once per kernel (and again for a larger size).
-   */
-  withSharedMemory(kernel: Kernel, bytes: number): Kernel {
-    if ((this.sharedLimits.get(kernel) ?? -1) >= bytes) return kernel;
-    if (bytes > this.info.maxSharedMemoryPerBlock) {
-      fail('unsupported', `${kernel.name} needs ${bytes} bytes of shared memory a block; ${this.info.name} allows ${this.info.maxSharedMemoryPerBlock}`);
-    }
-    if (bytes > DEFAULT_SHARED_BYTES) this.driver.funcSetAttribute(kernel.fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes);
-    this.driver.funcSetAttribute(kernel.fn, CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, 100);
-    this.sharedLimits.set(kernel, bytes);
-    return kernel;
   }
 
   /** Queues `kernel` with a grid of `grid` blocks of `block` threads. */

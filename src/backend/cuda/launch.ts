@@ -21,9 +21,6 @@ export interface Kernel {
   readonly args: readonly ArgKind[];
 }
 
-/** Dynamic shared memory a block may take without opting in (CudaDevice.withSharedMemory raises it). */
-export const DEFAULT_SHARED_BYTES = 48 * 1024;
-
 const MAX_ARGS = 24;
 const TWO_32 = 2 ** 32;
 

@@ -11,7 +11,7 @@ import type { FloatDType } from '../../../core/dtype.ts';
 import { assert, fail } from '../../../core/errors.ts';
 import type { DeviceInfo } from '../driver.ts';
 import type { CudaDevice } from '../device.ts';
-import { DEFAULT_SHARED_BYTES, type ArgKind, type KernelFile } from '../launch.ts';
+import type { ArgKind, Kernel, KernelFile } from '../launch.ts';
 
 const SIMPLE: KernelFile = { file: 'attention.cu' };
 const MMA: KernelFile = { file: 'attention-mma.cu' };
@@ -37,9 +37,12 @@ const MMA_INSTANCES: readonly { Dh: number; Dv: number; blocksPerSm: Record<1 | 
   { Dh: 192, Dv: 128, blocksPerSm: { 4: 2, 1: 2 } },
 ];
 
-// What the system keeps per resident block (an SM's shared memory is the opt-in maximum per block plus that: 228 KiB
-// on sm_90, 164 on sm_80).
+// Dynamic shared memory a launch may use without opting in (cuFuncSetAttribute), and what the system keeps per
+// resident block (an SM's shared memory is the opt-in maximum per block plus that: 228 KiB on sm_90, 164 on sm_80).
+const DEFAULT_SHARED_BYTES = 48 * 1024;
 const SHARED_RESERVED_PER_BLOCK = 1024;
+const CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
+const CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT = 9;
 
 /**
  * Splits: the keys a block sees are cut into s runs so that the grid fills the GPU. The blocks of a launch do equal
@@ -141,6 +144,23 @@ export function planAttention(
   return { ...plan, splits, blocks: base * splits };
 }
 
+/** Tensor-core kernels already set up for their shared memory. */
+const configured = new WeakSet<Kernel>();
+
+/**
+ * The tensor-core kernel `name`, allowed `bytes` of dynamic shared memory (above 48 KiB a kernel must opt in) and
+ * preferring the largest shared-memory carveout, so the resident blocks the split plan counts on fit beside each other.
+ */
+function mmaKernel(dev: CudaDevice, name: string, bytes: number): Kernel {
+  const kernel = dev.kernel(MMA, name, MMA_ARGS);
+  if (!configured.has(kernel)) {
+    if (bytes > DEFAULT_SHARED_BYTES) dev.driver.funcSetAttribute(kernel.fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes);
+    dev.driver.funcSetAttribute(kernel.fn, CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, 100);
+    configured.add(kernel);
+  }
+  return kernel;
+}
+
 /** out = attention(q, k, v) as the CPU's attentionValues computes it (f32 arithmetic, output rounded once). */
 export function attentionInto(
   dev: CudaDevice, dtype: FloatDType, out: number, q: number, k: number, v: number,
@@ -163,7 +183,7 @@ export function attentionInto(
   try {
     const common = [out, ml, acc, q, k, v, opts.sinks, opts.positions, B, T, S, H, Hkv];
     if (plan.path === 'mma') {
-      const kernel = dev.withSharedMemory(dev.kernel(MMA, plan.kernel, MMA_ARGS), plan.sharedBytes);
+      const kernel = mmaKernel(dev, plan.kernel, plan.sharedBytes);
       dev.launch(kernel, plan.blocks, plan.threads, [...common, window, plan.splits, opts.scale], plan.sharedBytes);
     } else {
       const kernel = dev.kernel(SIMPLE, plan.kernel, SIMPLE_ARGS);

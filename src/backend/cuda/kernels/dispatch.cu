@@ -1,6 +1,6 @@
 // MoE dispatch kernels: sort the routed slots by expert (stable counting sort, on the device), gather token rows
 // into sorted order, and the weighted scatter-add back to token order (deterministic: no atomics on values).
-// Launchers in dispatch.ts. Compiled by NVRTC; dtypes from dtypes.cuh (inlined by launch.ts).
+// Launchers in moe.ts. Compiled by NVRTC; dtypes from dtypes.cuh (inlined by launch.ts).
 //
 // Legend: T = tokens, E = experts, K = top-k, N = routed slots (T*K), D = row length, C = chunks of SORT_CHUNK slots,
 // V = elements per pack (pack.cuh: 16 bytes, or 1 where rows cannot be aligned).

@@ -1,5 +1,5 @@
 // The GEMV kernels' plan and the dense launchers (gemv.cu: `linear` at small T, and `linearSplit` over stacked
-// weights; the grouped GEMV of grouped.cu is launched from grouped.ts with the same plan). All stream each weight byte
+// weights; the grouped GEMV of grouped.cu is launched from moe.ts with the same plan). All stream each weight byte
 // once per pass of R rows through the core of gemv.cuh: units of WC weight rows (columns) × all of Kin, each done by
 // a team of S warps, at most one resident wave of blocks looping over the units.
 //

@@ -1,4 +1,4 @@
-// The experts' grouped GEMV with the SwiGLU fused (decode; launcher: grouped.ts groupedGemvGluInto): out [N, F] =
+// The experts' grouped GEMV with the SwiGLU fused (decode; launcher: moe.ts groupedGemvGluInto): out [N, F] =
 // glu(gate, up) of the gate|up projection of x [N, Kin] by each row's expert, w[e] = gateUp [2F, Kin] (F gate rows,
 // then F up rows, as siluMul splits its input), bias f32 [E, 2F] or null. Kernels
 // grouped_gemv_<silu|clamped>_<dtype>_8x<WC>, arguments as grouped.cu's grouped_gemv plus alpha and limit (the
@@ -59,7 +59,7 @@ static __device__ void grouped_gemv_glu(typename D::T* out, const typename D::T*
                        });
 }
 
-// Blocks of GEMV_MAX_WARPS warps, 2 an SM at least (grouped.ts plans with the same).
+// Blocks of GEMV_MAX_WARPS warps, 2 an SM at least (moe.ts plans with the same).
 #define GROUPED_GEMV_GLU_KERNEL(name, D, WC, GLU)                                                                 \
   extern "C" __global__ void __launch_bounds__(GEMV_MAX_WARPS * 32, 2) grouped_gemv_##name##_8x##WC(              \
       D::T* out, const D::T* x, const D::T* w, const float* bias, const int* offsets, int E, u64 N, u64 Nout,    \

@@ -1,6 +1,6 @@
 // The SwiGLU-fused kernels of grouped-mma.cuh (see there): grouped_mma_<silu|clamped>_<dtype>_<BM>, out [N, F] =
 // silu(gate) · up, or GPT-OSS's clamped GLU, of the gate|up GEMM (w[e] = F gate rows then F up rows, Nout = 2F).
-// Launcher: grouped.ts groupedSwiGluInto.
+// Launcher: moe.ts groupedSwiGluInto.
 
 #include "grouped-mma.cuh"
 

@@ -1,5 +1,5 @@
 // The linear kernels of grouped-mma.cuh (see there): grouped_mma_<dtype>_<BM>, out [N, Nout] = x · w[e]ᵀ (+ bias).
-// Rows of 128 (3-stage ring) or 64 (4-stage ring); launcher: grouped.ts groupedLinearInto.
+// Rows of 128 (3-stage ring) or 64 (4-stage ring); launcher: moe.ts groupedLinearInto.
 
 #include "grouped-mma.cuh"
 

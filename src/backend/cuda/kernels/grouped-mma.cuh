@@ -1,7 +1,7 @@
 // Grouped linear on tensor cores for many rows (prefill): rows [offsets[e], offsets[e+1]) of x [N, Kin] times
 // w[e] [Nout, Kin]ᵀ (+ bias[e] [Nout], f32) → out [N, Nout], f32 accumulation, rounded once: the contract of
 // grouped_linear in grouped.cu, for bf16 and f16 storage (f32 stays on CUDA cores there: TF32 would break its
-// tolerance). grouped.ts takes this path when Kin % 8 == 0 and x, w are 16-byte aligned (every row start then is).
+// tolerance). moe.ts takes this path when Kin % 8 == 0 and x, w are 16-byte aligned (every row start then is).
 // This header holds the kernel template; grouped-mma.cu instantiates the linear kernels, grouped-mma-glu.cu the
 // SwiGLU-fused ones (two modules, so a first prefill compiles only what it runs: NVRTC takes seconds for these).
 // launch.ts inlines this header, dtypes.cuh and mma-ptx.cuh (the PTX wrappers) before NVRTC compiles.
@@ -278,7 +278,7 @@ static __device__ void grouped_mma(typename D::T* out, const typename D::T* x, c
   }
 }
 
-// Dynamic shared memory of each kernel: STAGES × (BM + 128) rows × 128 bytes (grouped.ts mirrors these). All take
+// Dynamic shared memory of each kernel: STAGES × (BM + 128) rows × 128 bytes (moe.ts mirrors these). All take
 // the same arguments; alpha and limit are read by the clamped kernels only.
 #define GROUPED_MMA_KERNEL(name, D, BM, STAGES, GLU)                                                              \
   extern "C" __global__ void __launch_bounds__(MMA_THREADS, 2) grouped_mma_##name##_##BM(                        \

@@ -1,6 +1,6 @@
 // The SwiGLU-fused kernels of grouped-wgmma.cuh (see there; Hopper sm_90a only): grouped_wgmma_<silu|clamped>_
 // <dtype>_<BN>, out [N, F] = silu(gate) · up, or GPT-OSS's clamped GLU, of the gate|up GEMM (w[e] = F gate rows then
-// F up rows, Nout = 2F); a BN-row weight tile makes BN / 2 output columns. Launcher: grouped.ts groupedSwiGluInto.
+// F up rows, Nout = 2F); a BN-row weight tile makes BN / 2 output columns. Launcher: moe.ts groupedSwiGluInto.
 
 #include "grouped-wgmma.cuh"
 

@@ -1,7 +1,7 @@
 // The linear kernels of grouped-wgmma.cuh (see there; Hopper sm_90a only): grouped_wgmma_<dtype>_<BN>, out [N, Nout]
 // = x · w[e]ᵀ (+ bias). Tiles of 128 rows × 256 columns (4-stage ring, 193 KiB of shared memory: one block an SM;
 // the one groupedLinear picks) or 128 × 128 (3 stages, 97 KiB: two blocks an SM; measured within a few % of it,
-// kept for the benchmark). Launcher: grouped.ts groupedLinearInto.
+// kept for the benchmark). Launcher: moe.ts groupedLinearInto.
 
 #include "grouped-wgmma.cuh"
 

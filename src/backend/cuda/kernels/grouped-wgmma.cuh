@@ -291,7 +291,7 @@ static __device__ void grouped_wgmma(typename D::T* out, const typename D::T* x,
   }
 }
 
-// grouped_wgmma_<name>_<BN>: dynamic shared memory STAGES × (128 + BN) × 128 bytes + WGMMA_ALIGN (grouped.ts mirrors
+// grouped_wgmma_<name>_<BN>: dynamic shared memory STAGES × (128 + BN) × 128 bytes + WGMMA_ALIGN (moe.ts mirrors
 // this). Arguments as grouped_mma's; alpha and limit are read by the clamped kernels only.
 #define GROUPED_WGMMA_KERNEL(name, D, BN, STAGES, BLOCKS_PER_SM, GLU)                                          \
   extern "C" __global__ void __launch_bounds__(WGMMA_THREADS, BLOCKS_PER_SM) grouped_wgmma_##name##_##BN(     \

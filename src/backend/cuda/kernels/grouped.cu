@@ -1,7 +1,7 @@
 // Grouped linear for the MoE experts, one launch for all experts: rows [offsets[e], offsets[e+1]) of x [N, Kin]
 // times w[e] [Nout, Kin]ᵀ (+ bias[e] [Nout], f32) → out [N, Nout], f32 accumulation, rounded once to the dtype.
 // Kernels grouped_linear_<dtype> (x, w and out share it) for many rows, grouped_gemv_<dtype>_8x<WC> (below) for few
-// rows (decode); grouped.ts picks one by N and E. Compiled by NVRTC; launch.ts inlines the headers.
+// rows (decode); moe.ts picks one by N and E. Compiled by NVRTC; launch.ts inlines the headers.
 //
 // grouped_linear: each block computes one TILE_M × TILE_N output tile. The host knows only N and E, so the grid has
 // (ceil(N / TILE_M) + E) row tiles × ceil(Nout / TILE_N) column tiles, enough for any split of N rows among E experts;

@@ -1,7 +1,7 @@
 // The MoE router in one kernel, every RouterSpec variant: logits [T, E] → weights f32 [T, K] and expert ids
 // i32 [T, K], best selection score first, ties to the lower expert id (as the CPU's topKIndices).
 // Kernels route_<dtype> (dtype of the logits). One warp per token; the warp keeps the token's scores in shared
-// memory. Launchers in dispatch.ts. Compiled by NVRTC; dtypes.cuh is inlined by launch.ts.
+// memory. Launchers in moe.ts. Compiled by NVRTC; dtypes.cuh is inlined by launch.ts.
 //
 //   scoring 0 softmax-topk: softmax over E (f32), choose the top K, weight = probability
 //   scoring 1 topk-softmax: choose the top K logits, weight = softmax over those K (bias, groups, normalize unused)
