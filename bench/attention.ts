@@ -15,16 +15,14 @@ import { CudaBackend } from '../src/backend/cuda/cuda-backend.ts';
 import type { CudaDevice } from '../src/backend/cuda/device.ts';
 import { attentionInto, planAttention, type AttentionShape, type AttentionTuning } from '../src/backend/cuda/kernels/attention.ts';
 import { describeDevice, formatTable, median } from '../src/bench/measure.ts';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, type FloatDType } from '../src/core/dtype.ts';
+import { DTYPE_BYTES, fromF32, type FloatDType, type HostArray } from '../src/core/dtype.ts';
+import { widen } from '../src/core/widen.ts';
 import { DeviceBuffers, option, relError, runBench, timeInGraph, TOLERANCE } from './kernel-bench.ts';
 
-const BYTES: Record<FloatDType, number> = { f32: 4, bf16: 2, f16: 2 };
-
 /** values rounded to dtype: [device bits, the held values as f32]. */
-function stored(values: Float32Array, dtype: FloatDType): [Float32Array | Uint16Array, Float32Array] {
-  if (dtype === 'f32') return [values, values];
-  const bits = Uint16Array.from(values, dtype === 'bf16' ? f32ToBf16 : f32ToF16);
-  return [bits, Float32Array.from(bits, dtype === 'bf16' ? bf16ToF32 : f16ToF32)];
+function stored(values: Float32Array, dtype: FloatDType): [HostArray, Float32Array] {
+  const bits = fromF32(values, dtype);
+  return [bits, widen(bits, dtype)];
 }
 
 let seed = 1;
@@ -96,7 +94,7 @@ function upload(bufs: DeviceBuffers, c: CheckCase, dtype: FloatDType, host: Retu
   const { B, T, H, Dv } = c.shape;
   return {
     q: bufs.upload(host.q), k: bufs.upload(host.k), v: bufs.upload(host.v), sinks: host.sinks ? bufs.upload(host.sinks) : 0,
-    positions: bufs.upload(Int32Array.from(c.positions)), out: bufs.alloc(B * T * H * Dv * BYTES[dtype]),
+    positions: bufs.upload(Int32Array.from(c.positions)), out: bufs.alloc(B * T * H * Dv * DTYPE_BYTES[dtype]),
   };
 }
 

@@ -11,9 +11,10 @@ import { CudaStorage } from '../src/backend/cuda/cuda-backend.ts';
 import type { CudaDevice } from '../src/backend/cuda/device.ts';
 import { fillRandomInto } from '../src/backend/cuda/kernels/random.ts';
 import { median } from '../src/bench/measure.ts';
-import { bf16ToF32, f16ToF32, type FloatDType } from '../src/core/dtype.ts';
+import { allocHost, type FloatDType } from '../src/core/dtype.ts';
 import { MoetsError } from '../src/core/errors.ts';
 import type { Tensor } from '../src/core/tensor.ts';
+import { widen } from '../src/core/widen.ts';
 
 /** Largest relative error (‖Δ‖ / ‖ref‖) a check accepts, per dtype: the conformance suite's tolerances. */
 export const TOLERANCE: Record<FloatDType, number> = { f32: 1e-5, bf16: 1e-2, f16: 5e-3 };
@@ -119,10 +120,10 @@ export class DeviceBuffers {
 
   /** n values of dtype at p, widened to f32. */
   download(p: number, n: number, dtype: FloatDType): Float32Array {
-    const host = dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n);
+    const host = allocHost(dtype, n);
     this.dev.driver.copyToHost(host, p, host.byteLength, this.dev.stream);
     this.dev.synchronize();
-    return host instanceof Float32Array ? host : Float32Array.from(host, dtype === 'bf16' ? bf16ToF32 : f16ToF32);
+    return widen(host, dtype);
   }
 
   release(): void {

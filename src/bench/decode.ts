@@ -23,7 +23,6 @@ import { DEFAULT_MODEL_DIR, loadModel } from '../models/load.ts';
 import type { ModelCache } from '../models/model.ts';
 import { randomModel } from '../models/random-weights.ts';
 import type { RoutingDecision } from '../moe/observer.ts';
-import { newDecodeCache } from './decode-cache.ts';
 import { decodeStepBytes } from './decode-floor.ts';
 import { clockFor, describeDevice, formatTable, mean, measureCopyGBs, median, releaseCachedMemory } from './measure.ts';
 
@@ -199,23 +198,28 @@ function checkLogits(logits: Float32Array, name: string, layers: number): void {
 
 /**
  * Experts each layer runs per step (distinct ids over the batch's top-k choices), averaged over COUNTED_STEPS more
- * steps with a routing observer attached (so outside the timed steps: the observer reads routing back each layer).
+ * steps with a routing observer attached (so outside the timed steps: the observer reads routing back each layer,
+ * and DecodeStepper runs observed steps plainly).
  */
 async function countExperts(model: DecoderLM, cache: ModelCache, ids: Int32Array, batch: number): Promise<number[]> {
   const sums = new Array<number>(model.spec.layers.length).fill(0);
   model.setRoutingObserver({ onRouting: (d: RoutingDecision) => { sums[d.layer]! += new Set(d.experts).size; } });
+  const stepper = new DecodeStepper(model, cache);
   try {
-    for (let i = 0; i < COUNTED_STEPS; i++) {
-      const logits = await model.forward(ids, cache, { lastTokens: 1 });
-      const values = await logits.read();
-      if (!(values instanceof Float32Array)) throw new Error('internal error: logits are not f32');
-      ids = argmaxRows(values, batch, model.vocabSize);
-      logits.dispose();
-    }
+    for (let i = 0; i < COUNTED_STEPS; i++) ids = argmaxRows(await stepper.step(ids), batch, model.vocabSize);
   } finally {
+    stepper.dispose();
     model.setRoutingObserver(undefined);
   }
   return sums.map((s) => s / COUNTED_STEPS);
+}
+
+/** A cache for `batch` sequences with room for every position a cell runs, so it never moves (captures stay valid). */
+function newDecodeCache(model: DecoderLM, batch: number, capacity: number): ModelCache {
+  if (capacity > model.maxPositions) {
+    fail('usage', `the prompt and steps need ${capacity} positions but the model has ${model.maxPositions}; pass fewer --prompt-tokens or --steps`);
+  }
+  return model.newCache({ batch, capacity });
 }
 
 /** The table: one row per cell. `extra` adds columns (compare.ts: the peer's numbers). */

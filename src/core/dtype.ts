@@ -77,8 +77,9 @@ export function fromF32(values: Float32Array, dtype: FloatDType): HostArray {
   return out;
 }
 
+/** The host array type that holds each dtype's values (bf16 and f16 as their 16-bit patterns). */
+export const HOST_ARRAY_TYPE = { f32: Float32Array, bf16: Uint16Array, f16: Uint16Array, i32: Int32Array } as const;
+
 export function allocHost(dtype: DType, length: number): HostArray {
-  if (dtype === 'f32') return new Float32Array(length);
-  if (dtype === 'i32') return new Int32Array(length);
-  return new Uint16Array(length);
+  return new HOST_ARRAY_TYPE[dtype](length);
 }

@@ -18,6 +18,15 @@ export function sizeOf(shape: Shape): number {
   return n;
 }
 
+/**
+ * `next`, after disposing `old`, the tensor it was computed from: the op reading `old` is already queued, so its
+ * memory can go back at once (on a GPU the stream orders the reuse).
+ */
+export function replaced(old: Tensor, next: Tensor): Tensor {
+  old.dispose();
+  return next;
+}
+
 export class Tensor {
   private disposed = false;
 

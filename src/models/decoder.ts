@@ -8,7 +8,7 @@
 import type { Backend } from '../backend/backend.ts';
 import type { FloatDType } from '../core/dtype.ts';
 import { fail } from '../core/errors.ts';
-import type { Tensor } from '../core/tensor.ts';
+import { replaced, type Tensor } from '../core/tensor.ts';
 import type { AttentionBlock, StepContext } from '../nn/attention.ts';
 import { KVCache } from '../nn/kv-cache.ts';
 import { swiGlu, type SwiGluWeights } from '../nn/mlp.ts';
@@ -126,10 +126,4 @@ function lastRows(b: Backend, x: Tensor, B: number, T: number, keep: number): Te
   if (B === 1) return b.sliceRows(x, T - keep, keep);
   const D = x.dim(1);
   return b.sliceColumns(x.reshape([B, T * D]), (T - keep) * D, keep * D);
-}
-
-/** `next`, after disposing `old` (the value it was computed from). */
-function replaced(old: Tensor, next: Tensor): Tensor {
-  old.dispose();
-  return next;
 }

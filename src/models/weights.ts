@@ -94,9 +94,8 @@ export class WeightReader implements Weights {
 
   /** Weights named `${prefix}.{gate,up}_proj.weight` [F, D] and `down_proj` [D, F], gate and up fused. */
   swiGlu(prefix: string, F: number, D: number): SwiGluWeights {
-    const parts = ['gate_proj', 'up_proj'].map((p) => this.raw(`${prefix}.${p}.weight`, [F, D]));
     return {
-      gateUp: this.upload(concat(parts.map((p) => p.bytes)), sameDType(parts, prefix), [2 * F, D]),
+      gateUp: this.stacked(['gate_proj', 'up_proj'].map((p) => ({ name: `${prefix}.${p}.weight`, shape: [F, D] }))),
       down: this.tensor(`${prefix}.down_proj.weight`, [D, F]),
     };
   }

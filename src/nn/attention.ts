@@ -7,7 +7,7 @@
 // x: [N, D]  N = B·T rows, B = sequences, T = new tokens per sequence, D = hidden, H = query heads,
 // Hkv = key/value heads, Dh = head dim, Dv = value head dim, S = cache capacity per sequence.
 import type { Backend } from '../backend/backend.ts';
-import type { Tensor } from '../core/tensor.ts';
+import { replaced, type Tensor } from '../core/tensor.ts';
 import type { AttentionSpec } from '../models/spec.ts';
 import type { LayerCacheShape, LayerKV } from './kv-cache.ts';
 
@@ -63,32 +63,30 @@ export class Attention implements AttentionBlock {
     const b = this.backend;
     const { numHeads: H, numKvHeads: Hkv, headDim: Dh } = this.spec;
     const [B, T, N] = [step.batch, step.tokens, x.dim(0)];
-    // `then(old, next)`: next was computed from old (its op is queued), so old's memory can go back now.
-    const then = (old: Tensor, next: Tensor) => (old.dispose(), next);
     let [q, k, v] = b.linearSplit(x, this.w.qkv, this.w.qkvSizes, this.w.qkvBias) as [Tensor, Tensor, Tensor];
     if (this.spec.qkNorm === 'whole') {
-      q = then(q, b.rmsNorm(q, this.w.qNorm!, this.normEps));
-      k = then(k, b.rmsNorm(k, this.w.kNorm!, this.normEps));
+      q = replaced(q, b.rmsNorm(q, this.w.qNorm!, this.normEps));
+      k = replaced(k, b.rmsNorm(k, this.w.kNorm!, this.normEps));
     }
     const clip = this.spec.clipQkv;
-    if (clip !== undefined) [q, k, v] = [q, k, v].map((t) => then(t, b.clamp(t, -clip, clip))) as [Tensor, Tensor, Tensor];
+    if (clip !== undefined) [q, k, v] = [q, k, v].map((t) => replaced(t, b.clamp(t, -clip, clip))) as [Tensor, Tensor, Tensor];
     if (this.spec.qkNorm === 'per-head') {
-      q = then(q, b.rmsNorm(q.reshape([N * H, Dh]), this.w.qNorm!, this.normEps));
-      k = then(k, b.rmsNorm(k.reshape([N * Hkv, Dh]), this.w.kNorm!, this.normEps));
+      q = replaced(q, b.rmsNorm(q.reshape([N * H, Dh]), this.w.qNorm!, this.normEps));
+      k = replaced(k, b.rmsNorm(k.reshape([N * Hkv, Dh]), this.w.kNorm!, this.normEps));
     }
     const positions = step.positions.reshape([N]);
-    q = then(q, b.rope(q.reshape([N, H, Dh]), positions, this.invFreq, this.spec.rope));
-    k = then(k, b.rope(k.reshape([N, Hkv, Dh]), positions, this.invFreq, this.spec.rope));
+    q = replaced(q, b.rope(q.reshape([N, H, Dh]), positions, this.invFreq, this.spec.rope));
+    k = replaced(k, b.rope(k.reshape([N, Hkv, Dh]), positions, this.invFreq, this.spec.rope));
     kv.write(b, k, v.reshape([N, Hkv, -1]), step.rows);
     k.dispose();
     v.dispose();
     const cached = kv.sequences();
-    const out = then(q, b.attention(q.reshape([B, T, H, Dh]), cached.keys, cached.values, {
+    const out = replaced(q, b.attention(q.reshape([B, T, H, Dh]), cached.keys, cached.values, {
       scale: this.spec.scale ?? 1 / Math.sqrt(Dh),
       positions: step.positions,
       ...(this.slidingWindow !== undefined ? { window: this.slidingWindow } : {}),
       ...(this.w.sinks ? { sinks: this.w.sinks } : {}),
     }));
-    return then(out, b.linear(out.reshape([N, -1]), this.w.o, this.w.oBias));
+    return replaced(out, b.linear(out.reshape([N, -1]), this.w.o, this.w.oBias));
   }
 }

@@ -14,7 +14,7 @@
 import {
   attentionSizes, splitStarts, type AttentionOptions, type Backend, type CapturedStep, type ClampedGlu, type RopeOptions, type RouterSpec,
 } from '../backend.ts';
-import { DTYPE_BYTES, isFloat, type DType, type FloatDType, type HostArray } from '../../core/dtype.ts';
+import { allocHost, DTYPE_BYTES, HOST_ARRAY_TYPE, isFloat, type DType, type FloatDType, type HostArray } from '../../core/dtype.ts';
 import { assert, fail } from '../../core/errors.ts';
 import { sizeOf, Tensor, type Shape, type Storage } from '../../core/tensor.ts';
 import { widen } from '../../core/widen.ts';
@@ -56,19 +56,13 @@ export class CudaBackend implements Backend {
 
   // ---- memory ----
   upload(data: HostArray, shape: Shape, dtype: DType): Tensor {
-    this.noHostTransfer('upload');
-    const expected = dtype === 'f32' ? Float32Array : dtype === 'i32' ? Int32Array : Uint16Array;
-    assert(data instanceof expected && data.length === sizeOf(shape), `upload of ${data.constructor.name}(${data.length}) as ${dtype}[${shape}]`);
     const t = this.empty(shape, dtype);
-    if (data.byteLength > 0) this.device.driver.copyToDevice(ptr(t), data, data.byteLength, this.device.stream);
+    this.copyIn('upload', t, data);
     return t;
   }
 
   write(t: Tensor, data: HostArray): void {
-    this.noHostTransfer('write');
-    const expected = t.dtype === 'f32' ? Float32Array : t.dtype === 'i32' ? Int32Array : Uint16Array;
-    assert(data instanceof expected && data.length === t.size, `write of ${data.constructor.name}(${data.length}) into ${t}`);
-    if (data.byteLength > 0) this.device.driver.copyToDevice(ptr(t), data, data.byteLength, this.device.stream);
+    this.copyIn('write', t, data);
   }
 
   uploadBytes(bytes: Uint8Array, sourceDType: DType, shape: Shape, dtype: DType): Tensor {
@@ -94,7 +88,7 @@ export class CudaBackend implements Backend {
 
   async read(t: Tensor): Promise<Float32Array | Int32Array> {
     this.noHostTransfer('read');
-    const host = t.dtype === 'f32' ? new Float32Array(t.size) : t.dtype === 'i32' ? new Int32Array(t.size) : new Uint16Array(t.size);
+    const host = allocHost(t.dtype, t.size);
     if (host.byteLength > 0) this.device.driver.copyToHost(host, ptr(t), host.byteLength, this.device.stream);
     if (host instanceof Uint16Array) return widen(host, t.dtype as FloatDType);
     return host;
@@ -383,6 +377,13 @@ export class CudaBackend implements Backend {
   /** Host transfers cannot be part of a graph: inside a capture they are a bug in the captured body. */
   private noHostTransfer(op: string): void {
     if (this.device.capturing) throw new Error(`internal error: ${op} inside a CUDA graph capture (a captured step may only queue device work)`);
+  }
+
+  /** `data` (of the host array type of t's dtype, t.size values) into t, queued on the stream. */
+  private copyIn(op: string, t: Tensor, data: HostArray): void {
+    this.noHostTransfer(op);
+    assert(data instanceof HOST_ARRAY_TYPE[t.dtype] && data.length === t.size, `${op} of ${data.constructor.name}(${data.length}) into ${t}`);
+    if (data.byteLength > 0) this.device.driver.copyToDevice(ptr(t), data, data.byteLength, this.device.stream);
   }
 
   /** A new tensor with uninitialised device memory. */
